@@ -1,0 +1,261 @@
+"""Loading the vision-language model and its processor, with LoRA: the one place Unsloth is used.
+
+Backends (``model.backend``):
+- ``unsloth``: ``FastVisionModel.from_pretrained(load_in_4bit=..., use_gradient_checkpointing="unsloth")``
+  then ``FastVisionModel.get_peft_model``. CUDA only. Unsloth is imported lazily, here only, and must
+  be imported before trl/transformers/peft to patch them: entry points call ``prepare_backend``
+  before anything else heavy.
+- ``hf``: transformers + peft; 4-bit NF4 through bitsandbytes when CUDA is present, full precision
+  (float32) on CPU. This is also the multi-GPU path (``accelerate launch``).
+- ``auto``: ``unsloth`` when CUDA and an importable Unsloth are there, else ``hf``; it logs which
+  and why.
+
+The image budget (``min_pixels``/``max_pixels``) is fixed when the processor is loaded: setting it
+on a loaded processor is silently ignored by transformers 5.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+# LoRA targets for the hf backend (module names of transformers 5's Qwen2-VL / Qwen2.5-VL).
+LANGUAGE_LORA_TARGETS = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+VISION_LORA_TARGETS = r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2|gate_proj|up_proj|down_proj))"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be loaded as configured; the message says why and what to change."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to train or generate, with its processor and how it was loaded."""
+
+    model: Any
+    processor: Any
+    backend: str  # "unsloth" or "hf"
+    reason: str  # why this backend was used (for logs and run summaries)
+    name_or_path: str
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(requested: str) -> tuple[str, str]:
+    """Return (backend, reason) for ``requested`` in {auto, unsloth, hf}; raise ModelLoadError."""
+    if requested not in ("auto", "unsloth", "hf"):
+        raise ModelLoadError(f"model.backend must be one of auto, unsloth, hf; got {requested!r}")
+    has_cuda = cuda_available()
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth":
+        if not has_cuda:
+            raise ModelLoadError(
+                "model.backend=unsloth needs a CUDA GPU, and torch.cuda.is_available() is False here. "
+                "Use model.backend=hf (or auto) to run on the CPU."
+            )
+        if not has_unsloth:
+            raise ModelLoadError("model.backend=unsloth but Unsloth is not installed: pip install -r requirements.txt")
+        return "unsloth", "requested"
+    if requested == "hf":
+        return "hf", "requested"
+    if not has_cuda:
+        return "hf", "auto: no CUDA GPU, so transformers + peft in full precision on the CPU"
+    if not has_unsloth:
+        return "hf", "auto: Unsloth is not installed, so transformers + peft (4-bit via bitsandbytes)"
+    return "unsloth", "auto: CUDA GPU and Unsloth available"
+
+
+def prepare_backend(cfg: ModelConfig) -> tuple[str, str]:
+    """Resolve the backend and, for Unsloth, import it now, before trl/transformers/peft."""
+    backend, reason = resolve_backend(cfg.backend)
+    if backend == "unsloth":
+        _import_unsloth()
+    return backend, reason
+
+
+def _import_unsloth():
+    try:
+        import unsloth  # noqa: F401  (patches transformers/trl/peft on import)
+        from unsloth import FastVisionModel
+    except Exception as err:  # Unsloth raises plain Exceptions (e.g. no GPU found)
+        raise ModelLoadError(f"Unsloth could not be imported ({type(err).__name__}: {err}); use model.backend=hf") from err
+    return FastVisionModel
+
+
+def resolve_model_path(name: str) -> str:
+    """``tiny`` -> the offline tiny Qwen2-VL folder (built on first use); anything else as given."""
+    if name == "tiny":
+        from .tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model())
+    return name
+
+
+def _torch_dtype(name: str, on_cuda: bool):
+    import torch
+
+    if name == "auto":
+        if not on_cuda:
+            return torch.float32
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    except KeyError:
+        raise ModelLoadError(f"model.dtype must be auto, bfloat16, float16 or float32; got {name!r}") from None
+
+
+def load_processor(path: str, cfg: ModelConfig):
+    """The model's processor with the configured image budget (fixed here, at load time)."""
+    from transformers import AutoProcessor
+
+    if cfg.min_pixels > cfg.max_pixels:
+        raise ModelLoadError(f"model.min_pixels ({cfg.min_pixels}) > model.max_pixels ({cfg.max_pixels})")
+    processor = AutoProcessor.from_pretrained(path, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+    processor.tokenizer.padding_side = "left"  # batched generation needs left padding
+    return processor
+
+
+def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) -> LoadedModel:
+    """Load the configured model and processor; attach LoRA (training) or the saved adapter.
+
+    With ``for_training`` a new LoRA is attached unless ``cfg.adapter`` names one to continue from.
+    Without it, the adapter (if any) is loaded frozen and the model is put in eval mode.
+    """
+    backend, reason = prepare_backend(cfg)
+    path = resolve_model_path(cfg.name)
+    logger.info("loading %s with backend=%s (%s)", path, backend, reason)
+    if backend == "unsloth":
+        model, processor = _load_unsloth(path, cfg, for_training, seed)
+    else:
+        model, processor = _load_hf(path, cfg, for_training)
+    if not for_training:
+        model.eval()
+    return LoadedModel(model=model, processor=processor, backend=backend, reason=reason, name_or_path=path)
+
+
+def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
+    FastVisionModel = _import_unsloth()
+    model, unsloth_processor = FastVisionModel.from_pretrained(
+        path,
+        load_in_4bit=cfg.load_in_4bit,
+        use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
+        max_seq_length=cfg.max_seq_length,
+        fast_inference=cfg.fast_inference,
+        gpu_memory_utilization=cfg.gpu_memory_utilization,
+    )
+    # Unsloth loads the processor with the model's default budget: swap in the budgeted one.
+    unsloth_processor.image_processor = load_processor(path, cfg).image_processor
+    unsloth_processor.tokenizer.padding_side = "left"
+    if cfg.adapter:
+        model = _attach_adapter(model, cfg.adapter, trainable=for_training)
+    elif for_training:
+        model = FastVisionModel.get_peft_model(
+            model,
+            finetune_vision_layers=cfg.finetune_vision_layers,
+            finetune_language_layers=cfg.finetune_language_layers,
+            finetune_attention_modules=True,
+            finetune_mlp_modules=True,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            bias="none",
+            random_state=seed,
+            use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
+        )
+    if for_training:
+        FastVisionModel.for_training(model)
+    else:
+        FastVisionModel.for_inference(model)
+    return model, unsloth_processor
+
+
+def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    on_cuda = torch.cuda.is_available()
+    dtype = _torch_dtype(cfg.dtype, on_cuda)
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    quantized = on_cuda and cfg.load_in_4bit
+    if on_cuda:
+        import os
+
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
+    if quantized:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+    try:
+        model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise ModelLoadError(
+            f"could not load model {path!r}: {err}. Use a local folder, or make sure the hub is reachable "
+            "(HF_HUB_OFFLINE=1 only works with a model already in the cache)."
+        ) from err
+    processor = load_processor(path, cfg)
+    if cfg.adapter:
+        return _attach_adapter(model, cfg.adapter, trainable=for_training), processor
+    if not for_training:
+        return model, processor
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    elif cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(model, lora_config(cfg))
+    return model, processor
+
+
+def lora_config(cfg: ModelConfig):
+    """The peft LoraConfig for the hf backend: language and/or vision layers, as configured."""
+    from peft import LoraConfig
+
+    targets = [t for t, on in ((LANGUAGE_LORA_TARGETS, cfg.finetune_language_layers), (VISION_LORA_TARGETS, cfg.finetune_vision_layers)) if on]
+    if not targets:
+        raise ModelLoadError("LoRA needs model.finetune_language_layers or model.finetune_vision_layers")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        bias="none",
+        target_modules="|".join(f"(?:{t})" for t in targets),
+        task_type="CAUSAL_LM",
+    )
+
+
+def _attach_adapter(model, adapter: str, *, trainable: bool):
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise ModelLoadError(f"model.adapter={adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+    logger.info("loading LoRA adapter %s (trainable=%s)", adapter, trainable)
+    return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
