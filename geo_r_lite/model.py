@@ -54,6 +54,16 @@ def cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def world_size() -> int:
+    """Number of processes of a distributed launch (1 when run plainly)."""
+    import os
+
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def resolve_backend(requested: str) -> tuple[str, str]:
     """Return (backend, reason) for ``requested`` in {auto, unsloth, hf}; raise ModelLoadError."""
     if requested not in ("auto", "unsloth", "hf"):
@@ -68,11 +78,15 @@ def resolve_backend(requested: str) -> tuple[str, str]:
             )
         if not has_unsloth:
             raise ModelLoadError("model.backend=unsloth but Unsloth is not installed: pip install -r requirements.txt")
+        if world_size() > 1:
+            raise ModelLoadError("model.backend=unsloth runs on one GPU; under accelerate launch use model.backend=hf")
         return "unsloth", "requested"
     if requested == "hf":
         return "hf", "requested"
     if not has_cuda:
         return "hf", "auto: no CUDA GPU, so transformers + peft in full precision on the CPU"
+    if world_size() > 1:
+        return "hf", "auto: several processes (accelerate launch / torchrun); Unsloth trains on one GPU"
     if not has_unsloth:
         return "hf", "auto: Unsloth is not installed, so transformers + peft (4-bit via bitsandbytes)"
     return "unsloth", "auto: CUDA GPU and Unsloth available"
@@ -193,6 +207,7 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
     if on_cuda:
         import os
 
+        # One full copy per process (DDP): each rank places the model on its own GPU.
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     if quantized:
         from transformers import BitsAndBytesConfig

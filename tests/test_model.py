@@ -109,6 +109,15 @@ def test_auto_backend_choice(monkeypatch, cuda, unsloth, expected):
     assert backend == expected and reason.startswith("auto")
 
 
+def test_auto_picks_hf_under_a_multi_process_launch(monkeypatch):
+    monkeypatch.setattr(model_lib, "cuda_available", lambda: True)
+    monkeypatch.setattr(model_lib.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert model_lib.resolve_backend("auto")[0] == "hf"
+    with pytest.raises(model_lib.ModelLoadError, match="one GPU"):
+        model_lib.resolve_backend("unsloth")
+
+
 def test_unknown_backend_is_rejected():
     with pytest.raises(model_lib.ModelLoadError, match="auto, unsloth, hf"):
         model_lib.resolve_backend("vllm")
