@@ -22,6 +22,12 @@ What a point gets, by great-circle distance d to the nearest populated place:
   within 750 km of a town takes that town's country.
 - Latitude <= -60 (Antarctic Treaty area; GeoNames lists no town there): ``ANTARCTICA``.
 - Russia east of 60 E (the Urals) or west of 0 (Chukotka across the antimeridian): continent Asia.
+
+The city is the big city a neighbourhood belongs to: GeoNames lists city districts as places of
+their own ("Yoyogi" in Tokyo, "Pyrmont" in Sydney), so a place within ``CITY_MERGE_KM`` (10) of a
+place in the same country and region with at least ``CITY_MERGE_MIN_POP`` (100k) people and 5x
+its own population takes that city's name ("Tokyo", "Sydney"). Satellite towns farther out
+(Versailles, 17 km from Paris) and cities across a state line (Jersey City) keep their own.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ logger = logging.getLogger(__name__)
 LOCAL_MAX_KM = 150.0
 COUNTRY_MAX_KM = 750.0
 ANTARCTIC_LAT = -60.0
+CITY_MERGE_KM = 10.0
+CITY_MERGE_MIN_POP = 100_000
+_CITY_MERGE_RATIO = 5
 _RUSSIA_ASIA_LON = 60.0
 _EARTH_RADIUS_KM = 6371.0088  # same mean radius as geo.EARTH_RADIUS_KM (geo imports us)
 
@@ -83,6 +92,28 @@ def _chord(distance_km: float) -> float:
     return 2.0 * np.sin(distance_km / (2.0 * _EARTH_RADIUS_KM))
 
 
+def _merged_city_names(rows: list[dict], tree) -> list[str | None]:
+    """Each row's city name after merging districts into their big city (module docstring)."""
+    population = np.fromiter((row.get("population", 0) for row in rows), np.int64, len(rows))
+    region_ids: dict[tuple, int] = {}
+    region = np.fromiter(
+        (region_ids.setdefault((row["country_code"], row.get("state")), len(region_ids))
+         for row in rows), np.int64, len(rows))
+    pairs = tree.query_pairs(_chord(CITY_MERGE_KM), output_type="ndarray")
+    place, other = np.concatenate([pairs, pairs[:, ::-1]]).T
+    keep = (region[place] == region[other]) & (
+        population[other] >= np.maximum(CITY_MERGE_MIN_POP, _CITY_MERGE_RATIO * population[place]))
+    place, other = place[keep], other[keep]
+    # Sort by place, then population: the last entry of each place is its biggest neighbour.
+    order = np.lexsort((population[other], place))
+    place, other = place[order], other[order]
+    last = np.r_[place[1:] != place[:-1], True]
+    absorbed_by = np.arange(len(rows))
+    absorbed_by[place[last]] = other[last]
+    names = [row.get("city") or None for row in rows]
+    return [names[j] for j in absorbed_by.tolist()]
+
+
 class Gazetteer:
     """The loaded table: a cKDTree over unit vectors plus frozen Places in one object array.
 
@@ -99,6 +130,7 @@ class Gazetteer:
         self.lats = np.fromiter((row["latitude"] for row in rows), np.float64, n)
         self.lons = np.fromiter((row["longitude"] for row in rows), np.float64, n)
         self.tree = cKDTree(unit_vectors(self.lats, self.lons))
+        cities = _merged_city_names(rows, self.tree)
         places: list[Place] = []
         country_rows: dict[tuple, int] = {}
         country_row = np.full(n + 1, n, dtype=np.intp)
@@ -107,8 +139,7 @@ class Gazetteer:
             name, continent = countries.get(code, (None, None))
             if code == "RU" and (lon >= _RUSSIA_ASIA_LON or lon < 0):
                 continent = "Asia"
-            places.append(Place(continent, name, code, row.get("state") or None,
-                                row.get("city") or None))
+            places.append(Place(continent, name, code, row.get("state") or None, cities[i]))
             key = (continent, name, code)
             country_row[i] = country_rows.setdefault(key, n + 2 + len(country_rows))
         self.places = np.empty(n + 2 + len(country_rows), dtype=object)

@@ -9,8 +9,9 @@ Rules, decided once here so rewards and metrics agree:
 - ``normalize_name``: Unicode folded to ASCII, lower case, punctuation to space, spaces collapsed.
 - Matching key (on top of that): runs of single letters are joined ("U.S.A." -> "usa",
   "D.C." -> "dc"), a leading "the" is dropped, "st"/"mt"/"ft" become "saint"/"mount"/"fort", and one
-  generic trailing word ("city", "province", "state", ...) is dropped when a name is left, so
-  "New York City" matches "New York" and "Guangdong Province" matches "Guangdong".
+  generic trailing word ("city", "province", "state", ...) or leading "state of"/"region of" is
+  dropped when a name is left, so "New York City" matches "New York", "Guangdong Province"
+  matches "Guangdong" and "Berlin" matches GeoNames' "State of Berlin".
 - A prediction with commas, slashes or parentheses matches when the whole text or any one of its
   parts matches ("Paris, France" matches the city "Paris"); the true name is never split.
 - Countries compare ISO-3166 alpha-2 codes: names, official and common names and alpha-2/alpha-3
@@ -44,7 +45,8 @@ CONTINENTS = (
 
 # Letters NFKD does not decompose into ASCII; without them "Łódź" would lose its first letter.
 _EXTRA_FOLD = str.maketrans(
-    {"ß": "ss", "Æ": "AE", "æ": "ae", "Ø": "O", "ø": "o", "Œ": "OE", "œ": "oe", "Ł": "L", "ł": "l",
+    {"ß": "ss", "Æ": "AE", "æ": "ae", "Ø": "O", "ø": "o", "Œ": "OE", "œ": "oe", "Ł": "L",
+     "ł": "l",
      "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "Th", "þ": "th", "ı": "i", "&": " and "}
 )
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -52,8 +54,10 @@ _PART_SPLIT = re.compile(r"[,;/()\[\]|]")
 _ABBREVIATIONS = {"st": "saint", "ste": "sainte", "mt": "mount", "ft": "fort"}
 _GENERIC_SUFFIXES = frozenset(
     {"city", "town", "village", "municipality", "province", "state", "region", "prefecture",
-     "county", "district", "oblast", "governorate", "department", "territory"}
+     "county", "district", "oblast", "governorate", "department", "territory", "parish", "krai",
+     "kraj", "division"}
 )
+_GENERIC_PREFIXES = (("state", "of"), ("region", "of"))
 _CONTINENT_QUALIFIERS = (
     "north", "northern", "south", "southern", "east", "eastern", "west", "western", "central",
     "southeast", "south east", "southeastern", "northeast", "north east", "northeastern",
@@ -103,7 +107,9 @@ def _key(text: str | None) -> str:
         merged.append(run)
     if len(merged) > 1 and merged[0] == "the":
         merged = merged[1:]
-    if len(merged) > 1 and merged[-1] in _GENERIC_SUFFIXES:
+    if len(merged) > 2 and tuple(merged[:2]) in _GENERIC_PREFIXES:
+        merged = merged[2:]
+    elif len(merged) > 1 and merged[-1] in _GENERIC_SUFFIXES:
         merged = merged[:-1]
     return " ".join(merged)
 
@@ -168,8 +174,9 @@ def _country_aliases() -> dict[str, str]:
     aliases: dict[str, str] = {}
     for country in pycountry.countries:
         code = country.alpha_2
-        for text in (country.alpha_2, country.alpha_3, country.name,
-                     getattr(country, "official_name", None), getattr(country, "common_name", None)):
+        names = (country.alpha_2, country.alpha_3, country.name,
+                 getattr(country, "official_name", None), getattr(country, "common_name", None))
+        for text in names:
             if text:
                 aliases.setdefault(_key(text), code)
     for code, (name, _) in country_table().items():

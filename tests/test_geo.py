@@ -20,7 +20,8 @@ lons = st.floats(-180, 180, allow_nan=False)
     "a, b, expected_km, tol_km",
     [
         pytest.param(PARIS, LONDON, 343.5, 0.5, id="paris-london"),
-        pytest.param((0, 0), (1, 0), math.pi * EARTH_RADIUS_KM / 180, 1e-9, id="one-degree-latitude"),
+        pytest.param((0, 0), (1, 0), math.pi * EARTH_RADIUS_KM / 180, 1e-9,
+                     id="one-degree-latitude"),
         pytest.param((10, 20), (10, 20), 0.0, 0.0, id="same-point-zero"),
         pytest.param((0, 0), (0, 180), math.pi * EARTH_RADIUS_KM, 1e-6, id="antipodes-equator"),
         pytest.param((90, 0), (-90, 0), math.pi * EARTH_RADIUS_KM, 1e-6, id="pole-to-pole"),
