@@ -12,6 +12,8 @@ Rules, decided once here so rewards and metrics agree:
   generic trailing word ("city", "province", "state", ...) or leading "state of"/"region of" is
   dropped when a name is left, so "New York City" matches "New York", "Guangdong Province"
   matches "Guangdong" and "Berlin" matches GeoNames' "State of Berlin".
+  A name with no Latin letters (a few GeoNames rows are Cyrillic) is compared case-folded in its
+  own script.
 - A prediction with commas, slashes or parentheses matches when the whole text or any one of its
   parts matches ("Paris, France" matches the city "Paris"); the true name is never split.
 - Countries compare ISO-3166 alpha-2 codes: names, official and common names and alpha-2/alpha-3
@@ -50,12 +52,13 @@ _EXTRA_FOLD = str.maketrans(
      "Đ": "D", "đ": "d", "Ð": "D", "ð": "d", "Þ": "Th", "þ": "th", "ı": "i", "&": " and "}
 )
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_NON_WORD = re.compile(r"[\W_]+")
 _PART_SPLIT = re.compile(r"[,;/()\[\]|]")
 _ABBREVIATIONS = {"st": "saint", "ste": "sainte", "mt": "mount", "ft": "fort"}
 _GENERIC_SUFFIXES = frozenset(
     {"city", "town", "village", "municipality", "province", "state", "region", "prefecture",
      "county", "district", "oblast", "governorate", "department", "territory", "parish", "krai",
-     "kraj", "division"}
+     "kraj", "division", "fd"}
 )
 _GENERIC_PREFIXES = (("state", "of"), ("region", "of"))
 _CONTINENT_QUALIFIERS = (
@@ -74,8 +77,8 @@ _CONTINENT_EXTRA = {
     "the caribbean": "North America",
 }
 _REGION_CODE_COUNTRIES = ("US", "CA", "AU")
-# GeoNames spells these admin-1 names differently from pycountry's subdivision names.
-_REGION_CODE_EXTRA = {("US", "dc"): "washington dc"}
+# Common names of admin-1 regions that are neither GeoNames' name nor a subdivision code.
+_REGION_ALIASES = {("US", "washington dc"): "district of columbia"}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -93,6 +96,10 @@ def normalize_name(text: str | None) -> str:
 def _key(text: str | None) -> str:
     """The matching key of one name (see the module docstring); ``""`` when nothing is left."""
     words = normalize_name(text).split()
+    if not words and text:
+        # A name with no Latin letters at all (a few GeoNames rows are Cyrillic): compare it
+        # case-folded in its own script rather than never matching.
+        return " ".join(_NON_WORD.sub(" ", text.casefold()).split())
     merged: list[str] = []
     run = ""
     for word in words:
@@ -215,10 +222,10 @@ def match_country(pred: str | None, country: str | None = None,
 
 @functools.lru_cache(maxsize=1)
 def _region_codes() -> dict[tuple[str, str], str]:
-    """(country alpha-2, lower-case subdivision code) -> matching key of the subdivision name."""
+    """(country alpha-2, code or alias key) -> matching key of the subdivision name."""
     import pycountry
 
-    codes = dict(_REGION_CODE_EXTRA)
+    codes = dict(_REGION_ALIASES)
     for country_code in _REGION_CODE_COUNTRIES:
         for subdivision in pycountry.subdivisions.get(country_code=country_code):
             short = subdivision.code.split("-", 1)[1].lower()

@@ -54,6 +54,9 @@ def test_normalize_name(text, expected):
         pytest.param("", "Paris", False, id="empty-prediction"),
         pytest.param("Paris", None, False, id="unknown-truth-never-matches"),
         pytest.param(None, None, False, id="both-unknown"),
+        pytest.param("Арачиново", "Арачиново", True, id="non-latin-name-matches-itself"),
+        pytest.param("Арачиново", "Петровец", False, id="non-latin-names-differ"),
+        pytest.param("!!!", "???", False, id="punctuation-only-never-matches"),
     ],
 )
 def test_names_match(pred, truth, ok):
@@ -165,6 +168,9 @@ def test_table_continents_are_the_seven():
         pytest.param("NSW", "New South Wales", "AU", True, id="australian-state-code"),
         pytest.param("DC", "District of Columbia", "US", True, id="dc-iso-name"),
         pytest.param("Washington, D.C.", "District of Columbia", "US", True, id="dc-alias"),
+        pytest.param("Washington DC", "District of Columbia", "US", True, id="dc-alias-no-comma"),
+        pytest.param("Washington DC", "Washington", "US", False, id="dc-is-not-the-state"),
+        pytest.param("Buenos Aires", "Buenos Aires F.D.", "AR", True, id="federal-district-suffix"),
         pytest.param("WA", "Washington", "US", True, id="wa-in-us"),
         pytest.param("WA", "Western Australia", "AU", True, id="wa-in-au"),
         pytest.param("VA", "West Virginia", "US", False, id="code-of-the-other-virginia"),
