@@ -54,6 +54,7 @@ CITY_MERGE_KM = 10.0
 CITY_MERGE_MIN_POP = 100_000
 _CITY_MERGE_RATIO = 5
 _RUSSIA_ASIA_LON = 60.0
+_PARALLEL_MIN_POINTS = 4096
 _EARTH_RADIUS_KM = 6371.0088  # same mean radius as geo.EARTH_RADIUS_KM (geo imports us)
 
 
@@ -158,8 +159,10 @@ class Gazetteer:
         bound also makes the search several times faster on points far from any town.
         """
         bound = _chord(max_km) if max_km < np.pi * _EARTH_RADIUS_KM else np.inf
-        chord, index = self.tree.query(unit_vectors(lats, lons), k=1, workers=-1,
-                                       distance_upper_bound=bound)
+        points = unit_vectors(lats, lons)
+        # Starting worker threads costs more than a small batch's whole search.
+        workers = -1 if len(points) >= _PARALLEL_MIN_POINTS else 1
+        chord, index = self.tree.query(points, k=1, workers=workers, distance_upper_bound=bound)
         return Nearest(index, 2.0 * _EARTH_RADIUS_KM * np.arcsin(np.minimum(chord / 2.0, 1.0)))
 
     def rows_for(self, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
