@@ -1,0 +1,328 @@
+"""Parse a Chain-of-Region completion into a typed answer; the one parser for rewards and metrics.
+
+Training rewards and evaluation metrics both read ``parse_answer(...).lat/.lon``, so the training
+signal and the reported figures cannot drift apart. ``parse_answer`` never raises.
+
+Well-formed (``format_ok``), the shape ``geo_r_lite.prompts`` asks for:
+
+- at most one ``<think>...</think>`` block, before exactly one ``<answer>...</answer>`` block,
+  and nothing but whitespace outside them (tags are lower case, as in the prompt);
+- inside the answer, the five lines ``Continent:``, ``Country:``, ``Region:``, ``City:``,
+  ``Coordinates:`` once each, in that (chain) order, no other non-blank line, no empty value;
+- coordinates latitude first, in range: decimal degrees ``(48.85, 2.35)``, hemisphere letters
+  or words ``43.45° N, 142.61° E`` (then the letters say which is which, and a sign together with
+  a letter is rejected), or degrees-minutes-seconds ``48°51'24"N, 2°21'8"E``.
+
+``Unknown`` (or ``N/A``, ``None``) for a place level is well formed and parses to ``None``.
+Whether ``<think>`` is required is the format reward's choice (``ParsedAnswer.think`` is ``None``
+when the block is missing or broken); ``format_ok`` is about everything else.
+
+What wins when parsing anyway (``format_ok`` False, fields still filled where possible):
+
+- text outside an ``<answer>`` block never counts (a "Coordinates:" line in the reasoning is not
+  an answer);
+- several answer blocks: the LAST complete block wins (the final word after any drafts), read
+  from the last ``<answer>`` before the last ``</answer>`` that has one;
+- no closed block but an ``<answer>`` tag (a truncated completion): the text after the last tag,
+  without its final unterminated line, which may have been cut mid-number;
+- a field given twice in the block: its last line wins;
+- a malformed ``Coordinates:`` value: the first latitude/longitude pair found in its first 256
+  characters, if any (range-checked the same way). A swapped but in-range pair is NOT guessed back: it is a wrong
+  answer, and the distance reward scores it as one.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from geo_r_lite.prompts import FIELDS
+
+__all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates", "is_degenerate"]
+
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_KEYS = (*FIELDS, "coordinates")
+_UNKNOWN_VALUES = frozenset({"unknown", "n/a", "na", "none", "?", "-"})
+
+_TAG = re.compile(r"</?(?:think|answer)>")
+_WELL_FORMED_TAGS = ((_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE),
+                     (_ANSWER_OPEN, _ANSWER_CLOSE))
+# Values are captured greedily and stripped in Python (a lazy value before trailing blanks
+# backtracks quadratically on long runs of spaces).
+_FIELD_LINE = re.compile(r"^[ \t]*(continent|country|region|city|coordinates)[ \t]*:(.*)$",
+                         re.I | re.M)
+_NON_BLANK_LINE = re.compile(r"^[ \t]*\S", re.M)
+
+# Whole numbers only (no digit or dot on either side): keeps backtracking over digit runs linear.
+_NUMBER = r"(?<!\d)(?<!\d\.)(?:\d+(?:\.\d+)?|\.\d+)(?!\.?\d)"
+
+
+def _component(i: int) -> str:
+    """Regex of one coordinate: sign, degrees, optional minutes/seconds, optional hemisphere.
+
+    Written for text whose whitespace is collapsed to single spaces: every gap is `` ?``, so the
+    backtracking stays bounded (chained optional-whitespace runs explode on long blanks).
+    """
+    return (
+        rf"(?P<sign{i}>[-+\u2212]?) ?(?P<deg{i}>{_NUMBER}) ?(?:[°º˚] ?)?"
+        rf"(?:(?P<min{i}>{_NUMBER}) ?['′’] ?(?:(?P<sec{i}>{_NUMBER}) ?(?:''|′′|[\"″”]) ?)?)?"
+        rf"(?P<hemi{i}>(?i:north|south|east|west|[nsew])(?![A-Za-z]))?"
+    )
+
+
+_PAIR = rf"{_component(1)} ?(?:[,;] ?|(?<= )){_component(2)}"
+_COORDS_STRICT = re.compile(rf"\(? ?{_PAIR} ?\)?\.?")
+_COORDS_SEARCH = re.compile(_PAIR)
+# The canonical form the prompt asks for, "(48.8566, 2.3522)": a fast path past the full grammar.
+_COORDS_PLAIN = re.compile(r"\(?(-?\d+(?:\.\d+)?), ?(-?\d+(?:\.\d+)?)\)?")
+# Longer values are not one coordinate pair; the caps also bound regex time on garbage.
+_COORDS_MAX_CHARS = 80
+_COORDS_SEARCH_CHARS = 256
+
+# Degenerate output (the Qwen2.5-VL RL failure: loops and garbage), see ``is_degenerate``.
+_JUNK_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff]")
+_JUNK_MAX_SHARE = 0.02
+_WHITESPACE_RUNS = (" " * 32, "\n" * 16, "\t" * 16)
+_PROBES = 8
+_LOOP_WINDOW = 32
+_LOOP_MIN_REPEATS = 5
+_MASH_WINDOW = 80
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAnswer:
+    """One parsed completion. Coordinates in degrees (lat in [-90, 90], lon in [-180, 180]) or None.
+
+    ``think`` is the stripped ``<think>`` text ("" when empty, None when missing or broken);
+    ``error`` says why ``format_ok`` is False (None when it is True); ``degenerate`` flags
+    looping or garbage output (checked only for well-formed answers, where it changes a reward).
+    """
+
+    lat: float | None = None
+    lon: float | None = None
+    continent: str | None = None
+    country: str | None = None
+    region: str | None = None
+    city: str | None = None
+    think: str | None = None
+    format_ok: bool = False
+    error: str | None = None
+    degenerate: bool = False
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string, or a TRL message list (or one message dict).
+
+    Messages contribute their ``content`` when it is a string or a list of ``{"type": "text"}``
+    parts; only assistant messages count when a list holds any. Anything else gives "".
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if not isinstance(completion, (list, tuple)):
+        return ""
+    messages = [m for m in completion if isinstance(m, dict)]
+    if any(m.get("role") == "assistant" for m in messages):
+        messages = [m for m in messages if m.get("role") == "assistant"]
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, (list, tuple)):
+            parts.extend(p["text"] for p in content if isinstance(p, dict)
+                         and p.get("type") == "text" and isinstance(p.get("text"), str))
+    return "".join(parts)
+
+
+def _component_degrees(match: re.Match, i: int) -> tuple[float, str | None] | None:
+    """(unsigned-by-hemisphere degrees, axis "lat"/"lon"/None) of component ``i``, or None."""
+    deg, minutes, seconds = match[f"deg{i}"], match[f"min{i}"], match[f"sec{i}"]
+    value = float(deg)
+    if minutes is not None:
+        # Minutes/seconds must be whole parts of the unit above and below 60.
+        if "." in deg or (seconds is not None and "." in minutes):
+            return None
+        if float(minutes) >= 60 or (seconds is not None and float(seconds) >= 60):
+            return None
+        value += float(minutes) / 60 + (float(seconds) / 3600 if seconds is not None else 0.0)
+    hemi = match[f"hemi{i}"]
+    sign = -1.0 if match[f"sign{i}"] in ("-", "\u2212") else 1.0
+    if hemi is None:
+        return sign * value, None
+    if match[f"sign{i}"]:
+        return None  # "-43.5 N" contradicts itself
+    letter = hemi[0].upper()
+    return (-value if letter in "SW" else value), ("lat" if letter in "NS" else "lon")
+
+
+def _pair_from_match(match: re.Match) -> tuple[float, float] | None:
+    first, second = _component_degrees(match, 1), _component_degrees(match, 2)
+    if first is None or second is None:
+        return None
+    (a, axis_a), (b, axis_b) = first, second
+    if axis_a == "lon" or axis_b == "lat":
+        if axis_a == "lat" or axis_b == "lon":
+            return None  # both on one axis
+        a, b = b, a
+    if not (-90.0 <= a <= 90.0 and -180.0 <= b <= 180.0):
+        return None
+    return a, b
+
+
+def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | None:
+    """(lat, lon) in degrees from the text of a ``Coordinates:`` value, or None.
+
+    ``strict``: the whole value must be one pair (parentheses optional); otherwise the first
+    valid pair anywhere in the text. Out-of-range values give None (never clipped, never swapped
+    unless hemisphere letters say so).
+    """
+    if strict:
+        value = " ".join(value.split()) if len(value) <= _COORDS_SEARCH_CHARS else ""
+        if not value or len(value) > _COORDS_MAX_CHARS:
+            return None
+        plain = _COORDS_PLAIN.fullmatch(value)
+        if plain:
+            lat, lon = float(plain[1]), float(plain[2])
+            return (lat, lon) if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 else None
+        match = _COORDS_STRICT.fullmatch(value)
+        return _pair_from_match(match) if match else None
+    for match in _COORDS_SEARCH.finditer(" ".join(value[:_COORDS_SEARCH_CHARS].split())):
+        pair = _pair_from_match(match)
+        if pair is not None:
+            return pair
+    return None
+
+
+def is_degenerate(text: str) -> bool:
+    """True for looping or garbage output, by cheap heuristics (sampled, so linear and fast).
+
+    - Loop: at ``_PROBES`` evenly spaced positions, the 32-character window there occurs 5+ times
+      in the text (prose almost never repeats 32 characters 5 times; a loop longer than the probe
+      spacing, an eighth of the text, always contains a probe).
+    - Runs: 32 spaces, 16 newlines or 16 tabs in a row; or, at a probe, 80 ASCII characters with
+      no whitespace (keyboard mash, base64; caught for sure when longer than the probe spacing
+      plus 80). CJK prose, which has no spaces, is not flagged.
+    - Junk: more than 2 % control, private-use or U+FFFD replacement characters.
+    """
+    if any(run in text for run in _WHITESPACE_RUNS):
+        return True
+    # isprintable() is a fast C check that rules junk out for almost every text.
+    if "\ufffd" in text or not text.replace("\n", " ").replace("\t", " ").isprintable():
+        if len(_JUNK_CHAR.findall(text)) > _JUNK_MAX_SHARE * len(text):
+            return True
+    span = len(text) - _MASH_WINDOW
+    if span < 0:
+        return False
+    for i in range(_PROBES):
+        at = span * i // (_PROBES - 1)
+        if text.count(text[at:at + _LOOP_WINDOW]) >= _LOOP_MIN_REPEATS:
+            return True
+        window = text[at:at + _MASH_WINDOW]
+        if window.isascii() and " " not in window and "\n" not in window and "\t" not in window:
+            return True
+    return False
+
+
+def _scan_tags(text: str) -> tuple[int, int, int, str | None]:
+    """(body start, body end, think body end, error) from one scan of the think/answer tags.
+
+    The body is the chosen answer block's text (the rules above); start -1 when there is no
+    ``<answer>`` tag. Think end is the index of ``</think>`` when the text holds exactly one think
+    block and it closes before the chosen answer, else -1.
+    """
+    tags = [(m[0], m.start(), m.end()) for m in _TAG.finditer(text)]
+    names = tuple(t[0] for t in tags)
+    if names in _WELL_FORMED_TAGS:
+        think_end = tags[1][1] if len(tags) == 4 else -1
+        outside = (text[:tags[0][1]], text[tags[1][2]:tags[2][1]] if len(tags) == 4 else "",
+                   text[tags[-1][2]:])
+        error = None if all(not o or o.isspace() for o in outside) else (
+            "text outside the <think>/<answer> blocks")
+        return tags[-2][2], tags[-1][1], think_end, error
+    last_open, block = None, None
+    for name, start, end in tags:
+        if name == _ANSWER_OPEN:
+            last_open = end
+        elif name == _ANSWER_CLOSE and last_open is not None:
+            block, last_open = (last_open, start), None
+    if block is not None:
+        body_start, body_end = block
+        n_open = names.count(_ANSWER_OPEN)
+        error = (f"{n_open} <answer> blocks" if n_open > 1 or names.count(_ANSWER_CLOSE) > 1
+                 else "misplaced or unbalanced <think> tags")
+    elif last_open is not None:
+        # The last line of a cut completion may stop mid-number: keep only finished lines.
+        body_start = last_open
+        body_end = max(text.rfind("\n", last_open) + 1, last_open)
+        error = "unclosed <answer> block (truncated?)"
+    else:
+        return -1, -1, _think_end(tags, len(text)), "no <answer> block"
+    return body_start, body_end, _think_end(tags, body_start - len(_ANSWER_OPEN)), error
+
+
+def _think_end(tags: list[tuple[str, int, int]], answer_start: int) -> int:
+    names = [t[0] for t in tags]
+    if names.count(_THINK_OPEN) != 1 or names.count(_THINK_CLOSE) != 1:
+        return -1
+    open_at, close_at = tags[names.index(_THINK_OPEN)][2], tags[names.index(_THINK_CLOSE)][1]
+    return close_at if open_at <= close_at and close_at < answer_start else -1
+
+
+def _field_error(keys: list[str], values: dict[str, str], n_lines: int) -> str | None:
+    missing = [k for k in _KEYS if not values.get(k)]
+    if missing:
+        return "missing field(s): " + ", ".join(missing)
+    if len(keys) != len(_KEYS):
+        return "duplicate field(s)"
+    if tuple(keys) != _KEYS:
+        return "fields out of chain order"
+    if n_lines != len(keys):
+        return "unexpected text inside <answer>"
+    return None
+
+
+def _name(value: str | None) -> str | None:
+    if value is None or value.lower() in _UNKNOWN_VALUES:
+        return None
+    return value
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_text(text: str) -> ParsedAnswer:
+    body_start, body_end, think_end, tag_error = _scan_tags(text)
+    think = None
+    if think_end >= 0:
+        think = text[text.rfind(_THINK_OPEN, 0, think_end) + len(_THINK_OPEN):think_end].strip()
+    if body_start < 0:
+        return ParsedAnswer(think=think, error=tag_error)
+    body = text[body_start:body_end]
+    keys, values = [], {}
+    for match in _FIELD_LINE.finditer(body):
+        key = match[1].lower()
+        keys.append(key)
+        values[key] = match[2].strip()
+    error = tag_error or _field_error(keys, values, len(_NON_BLANK_LINE.findall(body)))
+    coords_text = values.get("coordinates") or ""
+    pair = parse_coordinates(coords_text, strict=True)
+    if pair is None:
+        error = error or f"bad coordinates: {coords_text[:40]!r}"
+        pair = parse_coordinates(coords_text, strict=False)
+    lat, lon = pair if pair is not None else (None, None)
+    return ParsedAnswer(
+        lat=lat, lon=lon, continent=_name(values.get("continent")),
+        country=_name(values.get("country")), region=_name(values.get("region")),
+        city=_name(values.get("city")), think=think, format_ok=error is None, error=error,
+        degenerate=error is None and is_degenerate(text),
+    )
+
+
+def parse_answer(text_or_completion) -> ParsedAnswer:
+    """Parse a completion (string or TRL message list) into a ``ParsedAnswer``; never raises.
+
+    Results are cached by text, so several rewards over one batch parse each completion once.
+    """
+    return _parse_text(completion_text(text_or_completion))

@@ -1,0 +1,269 @@
+"""parse_answer and its pieces, as tables of completions with the reason for each case."""
+
+import time
+
+import pytest
+
+from geo_r_lite.parsing import (
+    ParsedAnswer,
+    completion_text,
+    is_degenerate,
+    parse_answer,
+    parse_coordinates,
+)
+
+THINK = "<think>\nBlue street signs in French and Haussmann facades.\n</think>\n"
+
+
+def answer(coords="(48.8566, 2.3522)", continent="Europe", country="France",
+           region="Île-de-France", city="Paris", lines=None):
+    """An answer block; ``lines`` replaces the field lines entirely."""
+    if lines is None:
+        lines = [f"Continent: {continent}", f"Country: {country}", f"Region: {region}",
+                 f"City: {city}", f"Coordinates: {coords}"]
+    return "<answer>\n" + "\n".join(lines) + "\n</answer>"
+
+
+GOOD = THINK + answer()
+
+FIELDS_WITHOUT_COORDS = ["Continent: Europe", "Country: France", "Region: Île-de-France",
+                         "City: Paris"]
+
+
+@pytest.mark.parametrize(
+    "text, lat, lon, format_ok, error_part",
+    [
+        pytest.param(GOOD, 48.8566, 2.3522, True, None, id="good"),
+        pytest.param(THINK + answer("48.8566, 2.3522"), 48.8566, 2.3522, True, None,
+                     id="no-parentheses"),
+        pytest.param(THINK + answer("(2.3522, 48.8566)"), 2.3522, 48.8566, True, None,
+                     id="swapped-in-range-is-taken-as-written"),
+        pytest.param(THINK + answer("(-122.4194, 37.7749)"), None, None, False, "coordinates",
+                     id="swapped-lat-out-of-range"),
+        pytest.param(answer(), 48.8566, 2.3522, True, None, id="missing-think-is-format-reward-choice"),
+        pytest.param("<think></think>" + answer(), 48.8566, 2.3522, True, None, id="empty-think"),
+        pytest.param(THINK + answer("(10.0, 20.0)") + "\n" + answer("(30.0, 40.0)"), 30.0, 40.0,
+                     False, "2 <answer> blocks", id="two-answers-last-wins"),
+        pytest.param("<think>draft " + answer("(1.0, 2.0)") + "</think>" + answer("(3.0, 4.0)"),
+                     3.0, 4.0, False, "2 <answer> blocks", id="draft-answer-inside-think"),
+        pytest.param("", None, None, False, "no <answer>", id="empty"),
+        pytest.param("   \n\t", None, None, False, "no <answer>", id="whitespace-only"),
+        pytest.param(THINK + "Coordinates: (48.8566, 2.3522)", None, None, False, "no <answer>",
+                     id="coordinates-outside-answer-do-not-count"),
+        pytest.param(GOOD[:GOOD.index("2.3522") + 3], None, None, False, "unclosed",
+                     id="truncated-mid-number-not-trusted"),
+        pytest.param(GOOD[:GOOD.index("</answer>")], 48.8566, 2.3522, False, "unclosed",
+                     id="truncated-after-coordinates-line"),
+        pytest.param(THINK + answer("43.45° N, 142.61° E"), 43.45, 142.61, True, None,
+                     id="hemisphere-letters"),
+        pytest.param(THINK + answer("33.8688° S, 151.2093° E"), -33.8688, 151.2093, True, None,
+                     id="southern-hemisphere"),
+        pytest.param(THINK + answer("34.6037 S, 58.3816 W"), -34.6037, -58.3816, True, None,
+                     id="south-west-letters-without-degree-sign"),
+        pytest.param(THINK + answer("142.61° E, 43.45° N"), 43.45, 142.61, True, None,
+                     id="hemisphere-letters-fix-the-order"),
+        pytest.param(THINK + answer("""48°51'24"N, 2°21'8"E"""), 48 + 51 / 60 + 24 / 3600,
+                     2 + 21 / 60 + 8 / 3600, True, None, id="dms"),
+        pytest.param(THINK + answer("40°26′46″ N 79°58′56″ W"), 40 + 26 / 60 + 46 / 3600,
+                     -(79 + 58 / 60 + 56 / 3600), True, None, id="dms-unicode-primes"),
+        pytest.param(THINK + answer("""48°61'0"N, 2°21'8"E"""), None, None, False, "coordinates",
+                     id="dms-minutes-past-60"),
+        pytest.param(THINK + answer("43.45° N, 12.0° N"), None, None, False, "coordinates",
+                     id="two-latitudes"),
+        pytest.param(THINK + answer("-43.45° N, 12.0° E"), None, None, False, "coordinates",
+                     id="sign-contradicts-letter"),
+        pytest.param(THINK + answer("(91.0, 0.0)"), None, None, False, "coordinates",
+                     id="latitude-out-of-range"),
+        pytest.param(THINK + answer("(0.0, 180.5)"), None, None, False, "coordinates",
+                     id="longitude-out-of-range"),
+        pytest.param(THINK + answer("(-90, -180)"), -90.0, -180.0, True, None, id="range-edges"),
+        pytest.param(THINK + answer("(\u221233.9, 151.2)"), -33.9, 151.2, True, None,
+                     id="unicode-minus"),
+        pytest.param(THINK + answer("(48.85, 2.35)."), 48.85, 2.35, True, None,
+                     id="trailing-full-stop"),
+        pytest.param(THINK + answer("approximately (48.85, 2.35), near the river"), 48.85, 2.35,
+                     False, "coordinates", id="malformed-value-lenient-pair"),
+        pytest.param(THINK + answer("somewhere in France"), None, None, False, "coordinates",
+                     id="no-numbers"),
+        pytest.param(THINK + answer("Unknown"), None, None, False, "coordinates",
+                     id="unknown-coordinates"),
+        pytest.param(THINK + answer(lines=FIELDS_WITHOUT_COORDS[:2] + FIELDS_WITHOUT_COORDS[3:]
+                                    + ["Coordinates: (48.8566, 2.3522)"]),
+                     48.8566, 2.3522, False, "missing field(s): region", id="missing-field"),
+        pytest.param(THINK + answer(region=""), 48.8566, 2.3522, False, "missing field(s): region",
+                     id="empty-field"),
+        pytest.param(THINK + answer(lines=[*FIELDS_WITHOUT_COORDS, "Coordinates: (1.0, 1.0)",
+                                           "Coordinates: (48.8566, 2.3522)"]),
+                     48.8566, 2.3522, False, "duplicate", id="duplicate-field-last-wins"),
+        pytest.param(THINK + answer(lines=["Coordinates: (48.8566, 2.3522)", *FIELDS_WITHOUT_COORDS]),
+                     48.8566, 2.3522, False, "order", id="fields-out-of-chain-order"),
+        pytest.param(THINK + answer(lines=[*FIELDS_WITHOUT_COORDS, "Coordinates: (48.8566, 2.3522)",
+                                           "Confidence: high"]),
+                     48.8566, 2.3522, False, "unexpected text", id="extra-line-in-answer"),
+        pytest.param(GOOD + "\nHope this helps!", 48.8566, 2.3522, False, "outside",
+                     id="text-after-answer"),
+        pytest.param("Sure! " + GOOD, 48.8566, 2.3522, False, "outside", id="text-before-think"),
+        pytest.param(answer() + THINK, 48.8566, 2.3522, False, "think", id="think-after-answer"),
+        pytest.param(THINK + THINK + answer(), 48.8566, 2.3522, False, "think", id="two-thinks"),
+        pytest.param(THINK + "<answer>\n" + "\n".join(
+            [line.upper() for line in FIELDS_WITHOUT_COORDS] + ["COORDINATES: (48.8566, 2.3522)"])
+            + "\n</answer>", 48.8566, 2.3522, True, None, id="upper-case-keys"),
+        pytest.param("<THINK>x</THINK><ANSWER>" + answer()[8:-9] + "</ANSWER>", None, None, False,
+                     "no <answer>", id="tags-are-lower-case"),
+    ],
+)
+def test_parse_answer(text, lat, lon, format_ok, error_part):
+    parsed = parse_answer(text)
+    assert parsed.lat == pytest.approx(lat) if lat is not None else parsed.lat is None
+    assert parsed.lon == pytest.approx(lon) if lon is not None else parsed.lon is None
+    assert parsed.format_ok is format_ok
+    if error_part is None:
+        assert parsed.error is None
+    else:
+        assert error_part in parsed.error
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(GOOD, ("Europe", "France", "Île-de-France", "Paris"), id="all-named"),
+        pytest.param(THINK + answer(region="Unknown", city="unknown"),
+                     ("Europe", "France", None, None), id="unknown-is-none"),
+        pytest.param(THINK + answer(country="N/A"), ("Europe", None, "Île-de-France", "Paris"),
+                     id="n-a-is-none"),
+        pytest.param(THINK + answer(country="  United States of America  "),
+                     ("Europe", "United States of America", "Île-de-France", "Paris"),
+                     id="values-stripped"),
+        pytest.param(THINK + "<answer>\nContinent: Asia\nCountry: Jap", ("Asia", None, None, None),
+                     id="truncated-last-line-dropped"),
+        pytest.param(THINK + "<answer>\nContinent: Asia\nCountry: Japan\nRegion: Hokkaido\n",
+                     ("Asia", "Japan", "Hokkaido", None), id="truncated-finished-lines-kept"),
+    ],
+)
+def test_parse_answer_place_names(text, expected):
+    parsed = parse_answer(text)
+    assert (parsed.continent, parsed.country, parsed.region, parsed.city) == expected
+
+
+def test_think_text():
+    assert parse_answer(GOOD).think == "Blue street signs in French and Haussmann facades."
+    assert parse_answer("<think>  </think>" + answer()).think == ""
+    assert parse_answer(answer()).think is None
+    assert parse_answer("<think>unclosed " + answer()).think is None
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        pytest.param(GOOD, id="string"),
+        pytest.param([{"role": "assistant", "content": GOOD}], id="message-string-content"),
+        pytest.param([{"role": "assistant", "content": [{"type": "text", "text": GOOD}]}],
+                     id="message-text-parts"),
+        pytest.param([{"role": "assistant", "content": [
+            {"type": "text", "text": GOOD[:40]}, {"type": "image"},
+            {"type": "text", "text": GOOD[40:]}]}], id="parts-joined-non-text-skipped"),
+        pytest.param({"role": "assistant", "content": GOOD}, id="single-message-dict"),
+        pytest.param([{"role": "user", "content": "ignore me"}, {"role": "assistant", "content": GOOD}],
+                     id="only-assistant-messages-count"),
+    ],
+)
+def test_message_list_and_string_completions_agree(completion):
+    assert completion_text(completion) == GOOD
+    assert parse_answer(completion) == parse_answer(GOOD)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        pytest.param(None, id="none"),
+        pytest.param(42, id="number"),
+        pytest.param([], id="empty-list"),
+        pytest.param([{"role": "assistant"}], id="no-content"),
+        pytest.param([{"role": "assistant", "content": [{"type": "text", "text": None}]}],
+                     id="text-part-not-a-string"),
+        pytest.param(["not a message"], id="list-of-strings"),
+    ],
+)
+def test_odd_completions_give_empty_text_and_never_raise(completion):
+    assert completion_text(completion) == ""
+    assert parse_answer(completion) == ParsedAnswer(error="no <answer> block")
+
+
+@pytest.mark.parametrize(
+    "value, strict, expected",
+    [
+        pytest.param("(48.85, 2.35)", True, (48.85, 2.35), id="canonical"),
+        pytest.param("48.85 2.35", True, (48.85, 2.35), id="space-separated"),
+        pytest.param("48.85; 2.35", True, (48.85, 2.35), id="semicolon"),
+        pytest.param("(  48.85 ,\t2.35 )", True, (48.85, 2.35), id="extra-whitespace"),
+        pytest.param("43.45 South, 70.2 West", True, (-43.45, -70.2), id="hemisphere-words"),
+        pytest.param("""33°52'S, 151°12'E""", True, (-(33 + 52 / 60), 151.2), id="degrees-minutes"),
+        pytest.param("48.852.35", True, None, id="run-together-numbers"),
+        pytest.param("lat 48.85 lon 2.35", False, None, id="labels-between-numbers"),
+        pytest.param("see 48.85, 2.35 or so", False, (48.85, 2.35), id="lenient-finds-pair"),
+        pytest.param("see 48.85, 2.35 or so", True, None, id="strict-needs-whole-value"),
+        pytest.param("148.85, 2.35, then 48.85, 2.35", False, (48.85, 2.35),
+                     id="lenient-skips-out-of-range-pair"),
+        pytest.param("(" + "1" * 300 + ", 2)", True, None, id="overlong-value"),
+    ],
+)
+def test_parse_coordinates(value, strict, expected):
+    result = parse_coordinates(value, strict=strict)
+    assert result == pytest.approx(expected) if expected is not None else result is None
+
+
+PROSE = (
+    "The photo shows a wide boulevard lined with cream limestone buildings with wrought-iron "
+    "balconies and mansard roofs. Cars drive on the right and the street signs are blue plates "
+    "with white lettering in French. Plane trees line the pavement and there is a cafe terrace "
+    "with wicker chairs facing the street. The sky is overcast and the vegetation suggests a "
+    "temperate oceanic climate. The plates are long and white with a blue band on the left. "
+)
+
+
+@pytest.mark.parametrize(
+    "text, degenerate",
+    [
+        pytest.param(GOOD, False, id="short-good-answer"),
+        pytest.param(PROSE + answer(), False, id="ordinary-prose"),
+        pytest.param("这张照片显示了一条宽阔的林荫大道，两旁是奶油色的石灰石建筑，带有铁艺阳台和复折式屋顶。"
+                     * 2 + "街道标志是蓝色的，上面写着法语。" + answer(), False, id="cjk-prose-no-spaces"),
+        pytest.param(PROSE + " I think it is Paris." * 12 + answer(), True, id="sentence-loop"),
+        pytest.param(PROSE + "Paris " * 40 + answer(), True, id="word-loop"),
+        pytest.param(PROSE + "!" * 200 + answer(), True, id="character-run"),
+        pytest.param(PROSE + " " * 40 + answer(), True, id="space-run"),
+        pytest.param(PROSE + "\n" * 20 + answer(), True, id="newline-run"),
+        pytest.param(PROSE + "qZx8Kp2LmN9vB4tR7yH1wE6uI3oP0aS5dF" * 8 + " " + answer(), True,
+                     id="keyboard-mash-longer-than-probe-spacing"),
+        pytest.param(PROSE + "https://example.com/a/b " + answer(), False, id="short-url-is-fine"),
+        pytest.param(PROSE + "\ufffd\x07\ue000" * 20 + answer(), True, id="junk-characters"),
+    ],
+)
+def test_is_degenerate(text, degenerate):
+    assert is_degenerate(text) is degenerate
+
+
+def test_degenerate_flag_is_set_only_on_well_formed_answers():
+    loop = PROSE + " I think it is Paris." * 12
+    assert parse_answer(f"<think>{loop}</think>{answer()}").degenerate is True
+    assert parse_answer(f"<think>{loop}</think>").degenerate is False  # already a format failure
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("1" + " " * 20_000 + "x", id="long-space-run"),
+        pytest.param("1\t" * 10_000 + "x", id="long-tab-run"),
+        pytest.param("1" * 20_000 + "x", id="long-digit-run"),
+        pytest.param("1° " * 5_000, id="repeated-degree-signs"),
+        pytest.param("1.2, " * 5_000, id="many-pairs"),
+    ],
+)
+def test_adversarial_values_parse_in_linear_time(value):
+    """Catastrophic regex backtracking is a bug (it would stall training), not a speed figure:
+    these take well under a millisecond; a quadratic or worse pattern takes seconds to hours."""
+    start = time.perf_counter()
+    for text in (THINK + answer(value), "Country: " + value, value):
+        parse_answer(text)
+    parse_coordinates(value, strict=False)
+    assert time.perf_counter() - start < 1.0
