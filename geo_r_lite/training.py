@@ -1,0 +1,187 @@
+"""The training stages: SFT cold start and GRPO, on TRL's own trainers (no fork).
+
+- ``fill_sampler``: one pass over the configured source into the diversity sampler.
+- ``run_sft``: TRL's ``SFTTrainer`` on Chain-of-Region targets built from the reverse-geocoded
+  labels of the true coordinates (``prompts.build_sft_target``: no invented reasoning text).
+- ``build_grpo_trainer`` / ``run_grpo``: TRL's ``GRPOTrainer`` with the registry's rewards and
+  weights, fed from the sampler's pool (``grpo_data``), the reward feedback turning saturated
+  samples into hotspots.
+
+Each stage writes its checkpoints under ``<train.output_dir>/<stage>/`` (optimizer, scheduler,
+RNG and, for GRPO, sampler state), its logs to ``<stage>/metrics.jsonl`` and its LoRA adapter to
+``<stage>/adapter``; ``resume=True`` continues from the stage's last checkpoint.
+
+TRL and transformers are imported inside the functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .callbacks import SAMPLER_STATE_FILE, last_checkpoint, make_callbacks
+from .config import Config
+from .grpo_data import RewardFeedback, SamplerPool, grpo_row, pool_dataset, sft_row
+from .records import GeoRecord, SkipStats
+from .trl_config import build_trl_config, stage_output_dir
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"
+# Placeholder tokens of Qwen2-VL's vision input: a completion must never contain them.
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+def vision_token_ids(processor) -> list[int]:
+    """Ids of the ``VISION_TOKENS`` the processor's tokenizer knows."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in VISION_TOKENS]
+    return [i for i in ids if isinstance(i, int) and i != tokenizer.unk_token_id]
+
+
+def make_sampler(cfg: Config):
+    """A ``DiversitySampler`` from the ``sampler`` section (hotspots from its file, if any).
+
+    ``sampler.enabled: false`` keeps a plain uniform random sample of the stream: no region
+    down-weighting (alpha 0), no hotspots, no saturation feedback.
+    """
+    from .sampler import DiversitySampler
+
+    s = cfg.sampler
+    if not s.enabled:
+        return DiversitySampler(s.capacity, alpha=0.0, saturation_threshold=math.inf, seed=s.seed)
+    return DiversitySampler.from_config(s)
+
+
+def fill_sampler(sampler, records) -> int:
+    """Stream ``records`` into the sampler (single pass, memory O(capacity)); return the count."""
+    seen = sampler.consume(records)
+    logger.info("sampler: %d records streamed, %d selected (%s)", seen, len(sampler), sampler.stats)
+    return seen
+
+
+def stage_adapter(cfg: Config, stage: str) -> Path:
+    """Where a stage saves its final LoRA adapter: ``<train.output_dir>/<stage>/adapter``."""
+    return stage_output_dir(cfg, stage) / ADAPTER_DIR
+
+
+def _resume_point(cfg: Config, stage: str, resume: bool) -> str | None:
+    if not resume:
+        return None
+    checkpoint = last_checkpoint(stage_output_dir(cfg, stage))
+    if checkpoint is None:
+        logger.info("resume: no checkpoint in %s, starting the %s stage afresh", stage_output_dir(cfg, stage), stage)
+        return None
+    logger.info("resume: %s stage continues from %s", stage, checkpoint)
+    return str(checkpoint)
+
+
+def _save_adapter(trainer, loaded, folder: Path) -> Path:
+    trainer.save_model(str(folder))
+    loaded.processor.save_pretrained(str(folder))
+    logger.info("saved LoRA adapter to %s", folder)
+    return folder
+
+
+def run_sft(cfg: Config, loaded, records: list[GeoRecord], stats: SkipStats, *, resume: bool = False,
+            callbacks: list | None = None) -> Path:
+    """SFT cold start on ``records`` (the ``loaded`` model's LoRA is trained in place).
+
+    Returns the adapter folder. Bad images are skipped and counted in ``stats``.
+    """
+    from trl import SFTTrainer
+
+    # No row cache: SFT reads each row once per epoch, and caching would hold every image.
+    pool = SamplerPool(list(records), min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
+                       stats=stats, row_fn=sft_row, cache=False)
+    stage_dir = stage_output_dir(cfg, "sft")
+    trainer = SFTTrainer(
+        model=loaded.model,
+        args=build_trl_config(cfg, "sft"),
+        train_dataset=pool_dataset(pool),
+        processing_class=loaded.processor,
+        callbacks=make_callbacks(log_path=stage_dir / "metrics.jsonl") + list(callbacks or []),
+    )
+    trainer.train(resume_from_checkpoint=_resume_point(cfg, "sft", resume))
+    return _save_adapter(trainer, loaded, stage_adapter(cfg, "sft"))
+
+
+@dataclass
+class GRPOParts:
+    """A ready GRPOTrainer with the objects around it (tests and the bench look inside)."""
+
+    trainer: Any
+    pool: SamplerPool
+    feedback: RewardFeedback
+    sampler: Any
+
+
+def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward_funcs=None,
+                       reward_weights=None, callbacks: list | None = None) -> GRPOParts:
+    """GRPOTrainer over the sampler's pool, rewards from ``cfg.reward`` (or the ones given)."""
+    from trl import GRPOTrainer
+
+    from .reward_registry import build_reward_functions
+
+    if reward_funcs is None:
+        reward_funcs, reward_weights = build_reward_functions(cfg.reward)
+    feedback = RewardFeedback(reward_funcs, reward_weights, sampler, cfg.train.num_generations)
+    pool = SamplerPool(sampler, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
+                       stats=stats, row_fn=grpo_row)
+    stage_dir = stage_output_dir(cfg, "grpo")
+    own = make_callbacks(pool=pool, sampler=sampler, feedback=feedback, log_path=stage_dir / "metrics.jsonl",
+                         samples_path=stage_dir / "samples.jsonl", sample_every=cfg.train.sample_every)
+    trainer = GRPOTrainer(
+        model=loaded.model,
+        reward_funcs=feedback.funcs,
+        args=build_trl_config(cfg, "grpo", reward_weights=reward_weights,
+                              suppress_token_ids=vision_token_ids(loaded.processor)),
+        train_dataset=pool_dataset(pool),
+        processing_class=loaded.processor,
+        callbacks=own + list(callbacks or []),
+    )
+    return GRPOParts(trainer=trainer, pool=pool, feedback=feedback, sampler=sampler)
+
+
+def restore_sampler(sampler, checkpoint: str | None) -> bool:
+    """Load the sampler state saved in ``checkpoint`` (True) or leave it (False, none saved)."""
+    if checkpoint is None:
+        return False
+    path = Path(checkpoint) / SAMPLER_STATE_FILE
+    if not path.is_file():
+        logger.warning("resume: %s holds no sampler state; the pool is rebuilt from the data", checkpoint)
+        return False
+    sampler.load(path)
+    logger.info("resume: sampler state restored from %s", path)
+    return True
+
+
+def run_grpo(cfg: Config, loaded, sampler, stats: SkipStats, *, resume: bool = False,
+             callbacks: list | None = None) -> Path:
+    """GRPO on the sampler's pool; returns the adapter folder.
+
+    With ``resume`` and a checkpoint in ``<output_dir>/grpo``, the sampler state saved with it is
+    restored before the pool is built, and TRL continues at that step.
+    """
+    checkpoint = _resume_point(cfg, "grpo", resume)
+    restore_sampler(sampler, checkpoint)
+    parts = build_grpo_trainer(cfg, loaded, sampler, stats, callbacks=callbacks)
+    parts.trainer.train(resume_from_checkpoint=checkpoint)
+    logger.info("grpo: %d groups fed back to the sampler, %d became hotspots",
+                parts.feedback.groups_reported, parts.feedback.hotspots_added)
+    return _save_adapter(parts.trainer, loaded, stage_adapter(cfg, "grpo"))
+
+
+def save_merged(loaded, folder: Path) -> Path:
+    """Merged full weights (base + LoRA) for serving; Unsloth's own merge on that backend."""
+    if loaded.backend == "unsloth":
+        loaded.model.save_pretrained_merged(str(folder), loaded.processor, save_method="merged_16bit")
+    else:
+        merged = loaded.model.merge_and_unload()
+        merged.save_pretrained(str(folder))
+        loaded.processor.save_pretrained(str(folder))
+    logger.info("saved merged weights to %s", folder)
+    return folder

@@ -1,0 +1,131 @@
+"""Train a Chain-of-Region geolocator: optional SFT cold start, then GRPO, save, evaluate.
+
+    python train.py                                         # configs/smoke.yaml: CPU, tiny model, minutes
+    python train.py --config configs/3090.yaml              # one 24 GB GPU (RTX 3090/4090)
+    python train.py --config configs/t4.yaml                # a 16 GB T4 (Colab/Kaggle): fp16
+    python train.py --config configs/3090.yaml --resume     # continue from the last checkpoint
+    python train.py --config configs/3090.yaml --train.learning_rate=5e-6 --train.max_steps=200
+
+The run folder (``train.output_dir``) holds the resolved ``config.yaml``, ``data_summary.json``
+(rows skipped, by reason), ``train.log``, per stage ``<stage>/metrics.jsonl`` and checkpoints
+(optimizer, scheduler, RNG and sampler state), ``grpo/samples.jsonl`` (completions with their
+reasoning), ``sampler_state.json``, the final LoRA ``adapter/`` (``merged/`` when
+``train.merge_weights``) and ``eval/`` when ``eval.enabled``.
+
+Deviations from Geo-R (arXiv 2601.00388), all to fit one consumer GPU or a hobbyist's data:
+- LoRA on a 4-bit (NF4) base model, not full fine-tuning; language layers only by default.
+- Small groups (G = 2-4 completions per image) and a bounded completion length (256 tokens).
+- No KL term and no reference model by default (``train.beta: 0``).
+- Images capped by a pixel budget (``model.max_pixels``), well below the native resolution.
+- Training data: OSV-5M streamed from the Hugging Face hub (``osv5m/osv5m-wds``), not MP-16,
+  which is gated and not streamable; the diversity sampler reads a bounded prefix of the stream
+  (``data.max_samples``) in one pass, rather than the whole corpus.
+- Hotspots (saturated samples) are found online from the G rewards of a group, plus an optional
+  file (e.g. the correct samples of a base-model evaluation), with one radius for both.
+- The SFT cold start's ``<think>`` block is one fixed line restating the procedure: no reasoning
+  text is invented; the answer block comes from offline reverse-geocoded labels of the true
+  coordinates (GeoNames-derived gazetteer, not a geocoding service).
+- Single process: the reward feedback to the sampler assumes the G completions of a group are on
+  one device (multi-GPU launches still train, but see geo_r_lite.grpo_data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from geo_r_lite.config import Config, load_config, save_config, split_cli
+from geo_r_lite.model import load_model, prepare_backend
+
+logger = logging.getLogger("train")
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "smoke.yaml"
+
+
+def _log_to_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def main(cfg: Config) -> dict:
+    """Run the configured stages; return a summary (folders, counts, eval metrics)."""
+    # ---- backend: Unsloth must be imported before trl/transformers/peft
+    backend, reason = prepare_backend(cfg.model)
+    out = Path(cfg.train.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _log_to_file(out / "train.log")
+    save_config(cfg, out)
+    logger.info("run folder %s, backend %s (%s), stages %s", out, backend, reason, cfg.train.stages)
+
+    from transformers import set_seed
+
+    from geo_r_lite.records import SkipStats
+    from geo_r_lite.sources import iter_records
+    from geo_r_lite.training import fill_sampler, make_sampler, run_grpo, run_sft, save_merged, stage_adapter
+
+    set_seed(cfg.train.seed)
+    resume = cfg.train.resume
+
+    # ---- data: one streamed pass into the diversity sampler; skips counted by reason
+    stats = SkipStats(strict=cfg.data.strict)
+    sampler = make_sampler(cfg)
+    seen = fill_sampler(sampler, iter_records(cfg.data, stats))
+    stats.save(out / "data_summary.json")
+
+    # ---- model: a finished SFT stage of an interrupted run is the GRPO starting point
+    model_cfg = cfg.model
+    sft_adapter = stage_adapter(cfg, "sft")
+    sft_done = resume and (sft_adapter / "adapter_config.json").is_file()
+    if sft_done and not model_cfg.adapter:
+        model_cfg = dataclasses.replace(model_cfg, adapter=str(sft_adapter))
+    loaded = load_model(model_cfg, for_training=True, seed=cfg.train.seed)
+
+    # ---- SFT cold start
+    adapter = None
+    if "sft" in cfg.train.stages:
+        adapter = sft_adapter if sft_done else run_sft(cfg, loaded, sampler.items(), stats, resume=resume)
+
+    # ---- GRPO
+    if "grpo" in cfg.train.stages:
+        adapter = run_grpo(cfg, loaded, sampler, stats, resume=resume)
+
+    # ---- save: the run's adapter, sampler state and data summary (image skips included)
+    final = out / "adapter"
+    if adapter is not None:
+        shutil.copytree(adapter, final, dirs_exist_ok=True)
+    sampler.save(out / "sampler_state.json")
+    stats.save(out / "data_summary.json")
+    summary = {"output_dir": str(out), "records_streamed": seen, "skipped": stats.as_dict()["by_reason"],
+               "adapter": str(final) if adapter is not None else None}
+
+    # ---- evaluate (on the in-memory model), then optionally merge the weights
+    if cfg.eval.enabled:
+        from geo_r_lite.evaluation import run_evaluation
+
+        eval_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, adapter=summary["adapter"]))
+        summary["eval"] = run_evaluation(eval_cfg, loaded)
+    if cfg.train.merge_weights:
+        summary["merged"] = str(save_merged(loaded, out / "merged"))
+    logger.info("done: %s", summary)
+    return summary
+
+
+def cli(argv: list[str]) -> Config:
+    """``--config PATH``, ``--resume`` and dotted overrides -> Config (smoke config by default)."""
+    config_path, overrides, rest = split_cli(argv)
+    if "--resume" in rest:
+        rest.remove("--resume")
+        overrides.append("--train.resume=true")
+    if rest:
+        raise SystemExit(f"unknown arguments: {' '.join(rest)} (use --config PATH, --resume, --section.key=value)")
+    return load_config(config_path or DEFAULT_CONFIG, overrides)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    main(cli(sys.argv[1:]))
