@@ -1,0 +1,343 @@
+"""GRPO rewards for Chain-of-Region answers: pure per-sample scorers and TRL batch adapters.
+
+Every reward reads the completion through ``geo_r_lite.parsing.parse_answer`` (the evaluation
+parser, cached by text, so a batch is parsed once however many rewards run). Adapters have TRL's
+signature ``f(completions, **columns) -> list[float | None]``; the ground truth comes from the
+dataset columns ``lat``, ``lon`` (degrees) and ``continent``, ``country``, ``country_code``,
+``region``, ``city``, one entry per completion (a prompt sampled G times appears G times). Any
+other keyword (``prompts``, ``completion_ids``, ``trainer_state``, ``image``, ...) is ignored.
+
+Values are in [0, 1]. ``None`` (TRL skips it) only when the ground truth a reward needs is
+missing; a missing, malformed or out-of-range prediction scores 0.0. Content rewards (distance,
+hierarchy, consistency) score what the lenient parser recovers, exactly as the metrics do; the
+format reward (and its factor in ``geo_reward``) is what punishes a malformed answer.
+
+The registry that maps YAML names to these adapters is ``geo_r_lite.reward_registry``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from geo_r_lite.geo import haversine_km, lookup_many
+from geo_r_lite.parsing import ParsedAnswer, parse_answer
+from geo_r_lite.places import match_city, match_continent, match_country, match_region
+
+logger = logging.getLogger(__name__)
+
+# Geo-R's piecewise-linear distance reward: (distance km, reward) knots, linear in between.
+PIECEWISE_KNOTS_KM = ((0.0, 1.0), (750.0, 0.5), (2500.0, 0.2), (20000.0, 0.0))
+# GeoGuessr's score 5000 * exp(-d / 1492.7 km) (the OSV-5M "GeoScore"), divided by 5000.
+GEOSCORE_SCALE_KM = 1492.7
+DISTANCE_SHAPES = ("piecewise", "exp", "geoscore")
+LEVELS = ("continent", "country", "region", "city")
+TRUTH_COLUMNS = ("continent", "country", "country_code", "region", "city")
+DEFAULT_HIERARCHY_WEIGHTS = {"continent": 0.1, "country": 0.3, "region": 0.3, "city": 0.3}
+
+_KNOT_KM = np.array([k for k, _ in PIECEWISE_KNOTS_KM])
+_KNOT_REWARD = np.array([r for _, r in PIECEWISE_KNOTS_KM])
+
+
+def check_distance_shape(shape: str, tau_km: float) -> None:
+    """ValueError unless ``shape`` is one of ``DISTANCE_SHAPES`` and ``tau_km`` is positive."""
+    if shape not in DISTANCE_SHAPES:
+        raise ValueError(f"unknown distance shape {shape!r}; valid: {', '.join(DISTANCE_SHAPES)}")
+    if not (isinstance(tau_km, (int, float)) and math.isfinite(tau_km) and tau_km > 0):
+        raise ValueError(f"distance_tau_km must be a positive number of km, got {tau_km!r}")
+
+
+def _distance_scores(distance_km: np.ndarray, shape: str, tau_km: float) -> np.ndarray:
+    """Vectorised ``score_distance`` for finite, non-negative distances (km)."""
+    if shape == "piecewise":
+        return np.interp(distance_km, _KNOT_KM, _KNOT_REWARD)  # 0 beyond the last knot
+    scale = tau_km if shape == "exp" else GEOSCORE_SCALE_KM
+    return np.exp(-distance_km / scale)
+
+
+def score_distance(distance_km: float | None, shape: str = "piecewise",
+                   tau_km: float = 1000.0) -> float:
+    """Reward in [0, 1] for a great-circle error of ``distance_km`` (km, >= 0).
+
+    ``piecewise`` (default, Geo-R): 1 at 0 km, 0.5 at 750, 0.2 at 2500, 0 at 20000, linear between.
+    ``exp``: exp(-d / tau_km). ``geoscore``: exp(-d / 1492.7 km), GeoGuessr's score / 5000.
+    ``None`` or NaN (no usable prediction) gives 0.0; a negative distance is a ValueError.
+    """
+    check_distance_shape(shape, tau_km)
+    if distance_km is None or math.isnan(distance_km):
+        return 0.0
+    if distance_km < 0:
+        raise ValueError(f"distance_km must be >= 0, got {distance_km}")
+    return float(_distance_scores(np.float64(distance_km), shape, tau_km))
+
+
+def score_format(parsed_or_text, require_think: bool = True,
+                 degenerate_penalty: bool = True) -> float:
+    """1.0 for one well-formed answer (``ParsedAnswer.format_ok``), else 0.0.
+
+    ``require_think``: also needs a non-empty ``<think>`` block before the answer.
+    ``degenerate_penalty``: 0.0 for looping or garbage output (``parsing.is_degenerate``).
+    Accepts a ``ParsedAnswer``, a string or a TRL message list.
+    """
+    parsed = parsed_or_text if isinstance(parsed_or_text, ParsedAnswer) else parse_answer(
+        parsed_or_text)
+    if not parsed.format_ok:
+        return 0.0
+    if require_think and not parsed.think:
+        return 0.0
+    if degenerate_penalty and parsed.degenerate:
+        return 0.0
+    return 1.0
+
+
+def check_hierarchy_weights(weights: dict) -> None:
+    """ValueError unless ``weights`` maps some of ``LEVELS`` to finite non-negative floats."""
+    unknown = set(weights) - set(LEVELS)
+    if unknown:
+        raise ValueError(f"unknown hierarchy level(s) {sorted(unknown)}; valid: {', '.join(LEVELS)}")
+    for level, weight in weights.items():
+        if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"hierarchy weight for {level!r} must be a number >= 0, got {weight!r}")
+    if not any(weights.values()):
+        raise ValueError("hierarchy weights are all zero")
+
+
+def _truth_field(truth, name: str) -> str | None:
+    value = truth.get(name) if isinstance(truth, dict) else getattr(truth, name, None)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def score_hierarchy(parsed: ParsedAnswer, truth, weights: dict) -> float | None:
+    """Weighted share in [0, 1] of the place levels the answer names correctly.
+
+    ``truth`` is a ``Place`` or a dict with ``continent``, ``country``, ``country_code``,
+    ``region``, ``city`` (None or missing = unknown). Matching is the geography layer's
+    (``geo_r_lite.places``: whole names, aliases). Gated down the chain: region and city count
+    only when the country is right. Levels whose truth is unknown are left out and the weights of
+    the others renormalised; ``None`` when no level with a positive weight is known.
+    """
+    code = _truth_field(truth, "country_code")
+    country = _truth_field(truth, "country")
+    country_ok = match_country(parsed.country, country, code)
+    known = {
+        "continent": _truth_field(truth, "continent") is not None,
+        "country": country is not None or code is not None,
+        "region": _truth_field(truth, "region") is not None,
+        "city": _truth_field(truth, "city") is not None,
+    }
+    total = sum(w for level, w in weights.items() if known[level])
+    if total <= 0:
+        return None
+    matched = {
+        "continent": known["continent"] and match_continent(
+            parsed.continent, _truth_field(truth, "continent")),
+        "country": country_ok,
+        "region": country_ok and known["region"] and match_region(
+            parsed.region, _truth_field(truth, "region"), code),
+        "city": country_ok and known["city"] and match_city(parsed.city, _truth_field(truth, "city")),
+    }
+    return sum(w for level, w in weights.items() if known[level] and matched[level]) / total
+
+
+def score_consistency(parsed: ParsedAnswer, place=None) -> float:
+    """1.0 when the predicted coordinates fall in the predicted country (offline gazetteer), else 0.
+
+    ``place`` is the gazetteer Place at the predicted coordinates when the caller has it (the
+    batch adapter looks a whole batch up at once); otherwise it is looked up here.
+    """
+    if parsed.lat is None or parsed.lon is None or parsed.country is None:
+        return 0.0
+    if place is None:
+        place = lookup_many([parsed.lat], [parsed.lon])[0]
+    return float(match_country(parsed.country, place.country, place.country_code))
+
+
+# ---------------------------------------------------------------- TRL adapters
+
+
+def _true_coord(value) -> float | None:
+    """A ground-truth coordinate as float, or None when missing (None, NaN, not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _column(columns: dict, name: str, n: int, reward: str) -> list:
+    values = columns[name]
+    if len(values) != n:
+        raise ValueError(f"{reward}: column {name!r} has {len(values)} values for {n} completions")
+    return list(values)
+
+
+def true_latlons(columns: dict, n: int, reward: str) -> list[tuple[float, float] | None]:
+    """Per completion, the true (lat, lon) in degrees or None when missing or out of range.
+
+    ValueError when the ``lat``/``lon`` columns are absent or not one value per completion.
+    """
+    if "lat" not in columns or "lon" not in columns:
+        raise ValueError(f"{reward} needs dataset columns 'lat' and 'lon' (degrees); "
+                         f"got {sorted(k for k in columns if not k.startswith('_'))}")
+    pairs, bad = [], 0
+    for lat, lon in zip(_column(columns, "lat", n, reward), _column(columns, "lon", n, reward)):
+        lat, lon = _true_coord(lat), _true_coord(lon)
+        if lat is None or lon is None:
+            pairs.append(None)
+        elif -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
+            pairs.append((lat, lon))
+        else:
+            pairs.append(None)
+            bad += 1
+    if bad:
+        logger.warning("%s: %d of %d true coordinates out of range, reward None", reward, bad, n)
+    return pairs
+
+
+def _distances_km(parsed: list[ParsedAnswer], truths: list) -> list[float | None]:
+    """Great-circle km per completion: NaN without a predicted point, None without truth."""
+    rows = [i for i, (p, t) in enumerate(zip(parsed, truths)) if t is not None and p.lat is not None]
+    out: list[float | None] = [None if t is None else math.nan for t in truths]
+    if rows:
+        km = haversine_km(np.array([parsed[i].lat for i in rows]), np.array([parsed[i].lon for i in rows]),
+                          np.array([truths[i][0] for i in rows]), np.array([truths[i][1] for i in rows]))
+        for i, d in zip(rows, np.atleast_1d(km).tolist()):
+            out[i] = d
+    return out
+
+
+class _Reward:
+    """Base of the adapters: a picklable callable with a stable ``__name__`` for TRL's logs."""
+
+    name = "reward"
+
+    def __init__(self) -> None:
+        self.__name__ = self.name
+
+    def __call__(self, completions, **columns) -> list[float | None]:
+        return self.score_batch([parse_answer(c) for c in completions], columns)
+
+    def score_batch(self, parsed: list[ParsedAnswer], columns: dict) -> list[float | None]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k != "__name__")
+        return f"{self.name}({params})"
+
+
+class DistanceReward(_Reward):
+    """``score_distance`` of the haversine error; None without true coordinates."""
+
+    name = "distance_reward"
+
+    def __init__(self, shape: str = "piecewise", tau_km: float = 1000.0) -> None:
+        super().__init__()
+        check_distance_shape(shape, tau_km)
+        self.shape, self.tau_km = shape, tau_km
+
+    def score_batch(self, parsed, columns):
+        distances = _distances_km(parsed, true_latlons(columns, len(parsed), self.name))
+        finite = np.array([d for d in distances if d is not None and not math.isnan(d)])
+        scores = iter(_distance_scores(finite, self.shape, self.tau_km).tolist())
+        return [None if d is None else (0.0 if math.isnan(d) else next(scores)) for d in distances]
+
+
+class FormatReward(_Reward):
+    """``score_format`` per completion (1.0 or 0.0); needs no ground truth."""
+
+    name = "format_reward"
+
+    def __init__(self, require_think: bool = True, degenerate_penalty: bool = True) -> None:
+        super().__init__()
+        self.require_think, self.degenerate_penalty = require_think, degenerate_penalty
+
+    def score_batch(self, parsed, columns):
+        return [score_format(p, self.require_think, self.degenerate_penalty) for p in parsed]
+
+
+class GeoReward(_Reward):
+    """Geo-R's training signal: distance reward x format reward; None without true coordinates."""
+
+    name = "geo_reward"
+
+    def __init__(self, shape: str = "piecewise", tau_km: float = 1000.0,
+                 require_think: bool = True, degenerate_penalty: bool = True) -> None:
+        super().__init__()
+        self.distance = DistanceReward(shape, tau_km)
+        self.format = FormatReward(require_think, degenerate_penalty)
+
+    def score_batch(self, parsed, columns):
+        distance = self.distance.score_batch(parsed, columns)
+        form = self.format.score_batch(parsed, columns)
+        return [None if d is None else d * f for d, f in zip(distance, form)]
+
+
+def true_places(columns: dict, n: int, reward: str) -> list[dict | None]:
+    """Per completion, the true place labels as a dict, or None when nothing is known.
+
+    Read from the columns ``continent``, ``country``, ``country_code``, ``region``, ``city``; when
+    the dataset has none of them, the gazetteer labels the true ``lat``/``lon`` (that is how the
+    labels are made in the first place).
+    """
+    if not any(name in columns for name in TRUTH_COLUMNS):
+        latlons = true_latlons(columns, n, reward)
+        rows = [i for i, t in enumerate(latlons) if t is not None]
+        places: list[dict | None] = [None] * n
+        found = lookup_many([latlons[i][0] for i in rows], [latlons[i][1] for i in rows]) if rows else []
+        for i, place in zip(rows, found):
+            places[i] = {name: getattr(place, name) for name in TRUTH_COLUMNS}
+        return places
+    given = {name: _column(columns, name, n, reward) for name in TRUTH_COLUMNS if name in columns}
+    return [{name: values[i] for name, values in given.items()} for i in range(n)]
+
+
+class HierarchyReward(_Reward):
+    """``score_hierarchy`` against the true place labels; None when no level is known."""
+
+    name = "hierarchy_reward"
+
+    def __init__(self, weights: dict | None = None) -> None:
+        super().__init__()
+        self.weights = dict(DEFAULT_HIERARCHY_WEIGHTS if weights is None else weights)
+        check_hierarchy_weights(self.weights)
+
+    def score_batch(self, parsed, columns):
+        truths = true_places(columns, len(parsed), self.name)
+        return [None if t is None else score_hierarchy(p, t, self.weights)
+                for p, t in zip(parsed, truths)]
+
+
+class ConsistencyReward(_Reward):
+    """``score_consistency``: predicted point inside the predicted country; needs no ground truth."""
+
+    name = "consistency_reward"
+
+    def score_batch(self, parsed, columns):
+        rows = [i for i, p in enumerate(parsed)
+                if p.lat is not None and p.lon is not None and p.country is not None]
+        places = lookup_many([parsed[i].lat for i in rows], [parsed[i].lon for i in rows]) if rows else []
+        scores = [0.0] * len(parsed)
+        for i, place in zip(rows, places):
+            scores[i] = score_consistency(parsed[i], place)
+        return scores
+
+
+distance_reward = DistanceReward()
+format_reward = FormatReward()
+hierarchy_reward = HierarchyReward()
+consistency_reward = ConsistencyReward()
+geo_reward = GeoReward()
+
+
+def __getattr__(name: str):
+    # The registry lives in reward_registry (it imports this module); re-exported lazily so that
+    # ``from geo_r_lite.rewards import build_reward_functions`` works without an import cycle.
+    if name in ("REWARD_REGISTRY", "build_reward_functions"):
+        from geo_r_lite import reward_registry
+
+        return getattr(reward_registry, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
