@@ -1,0 +1,215 @@
+"""Benchmark evaluation: batched generation over a data source, resumable, sharded, scored.
+
+``run_evaluation(cfg, loaded=None)`` reads ``cfg.eval.data`` through ``geo_r_lite.sources``,
+asks the model the training prompt (``geo_r_lite.prompts``) for each photo, parses the answer with
+the training parser (``geo_r_lite.parsing``) and writes one JSON line per record
+(``geo_r_lite.predictions``). Properties:
+
+- Batched HF generation (left padding, greedy unless ``eval.do_sample``); one batch is appended
+  to the predictions file, flushed and fsync'd before the next starts.
+- Resumable: a rerun into the same output folder skips ids already written, so an interrupted
+  run loses at most one batch and its final metrics equal an uninterrupted run's.
+- Bad rows (bad coordinates, missing or corrupt images) are counted, not fatal
+  (``data_summary.json``); an unparseable output is scored as a miss.
+- Self-consistency (``eval.num_samples`` > 1, sampled at ``eval.temperature``): the chosen answer
+  is the sample whose coordinates are the medoid of the parsed samples.
+- Sharded (``shard=(i, n)``, default from RANK/WORLD_SIZE): shard i takes records i, i+n, ...
+  and writes its own file; the last shard to finish merges all shards into the report.
+- vLLM generation (Unsloth's ``fast_generate``) only when ``model.fast_inference`` is set and the
+  model was loaded by Unsloth; it needs a CUDA GPU and is not exercised by the CPU tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from geo_r_lite.config import Config, save_config
+from geo_r_lite.images import ImageError, load_image
+from geo_r_lite.parsing import parse_answer
+from geo_r_lite.predictions import (
+    append_rows, medoid_index, prediction_row, read_predictions, read_rows, repair_tail,
+    score_rows, shard_file_name, shard_from_env,
+)
+from geo_r_lite.prompts import build_prompt
+from geo_r_lite.records import GeoRecord, SkipStats
+from geo_r_lite.sources import iter_records
+
+logger = logging.getLogger(__name__)
+
+
+def eval_output_dir(cfg: Config) -> Path:
+    """``eval.output_dir``, or ``<train.output_dir>/eval`` when it is not set."""
+    return Path(cfg.eval.output_dir or Path(cfg.train.output_dir) / "eval")
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _sampling(cfg: Config) -> dict[str, Any]:
+    """generate() keyword arguments: greedy unless sampling is asked for or k > 1 samples."""
+    k = max(1, cfg.eval.num_samples)
+    if k > 1 and not cfg.eval.do_sample:
+        logger.info("eval.num_samples=%d: sampling at temperature %g (k greedy samples would be "
+                    "identical)", k, cfg.eval.temperature)
+    if cfg.eval.do_sample or k > 1:
+        return {"do_sample": True, "temperature": cfg.eval.temperature, "num_return_sequences": k}
+    return {"do_sample": False}
+
+
+def _vllm_wanted(cfg: Config, loaded) -> bool:
+    if not (cfg.eval.use_vllm or cfg.model.fast_inference):
+        return False
+    if loaded.backend != "unsloth" or not hasattr(loaded.model, "fast_generate"):
+        logger.warning("vLLM generation needs model.fast_inference with the unsloth backend; "
+                       "using HF generate (backend=%s)", loaded.backend)
+        return False
+    return True
+
+
+def _generate_vllm(loaded, texts: list[str], images: list, cfg: Config) -> list[list[str]]:
+    """Unsloth's vLLM path (CUDA only; not covered by CPU tests)."""
+    from vllm import SamplingParams
+
+    sampling = _sampling(cfg)
+    params = SamplingParams(n=sampling.get("num_return_sequences", 1),
+                            temperature=sampling.get("temperature", 0.0),
+                            max_tokens=cfg.eval.max_new_tokens)
+    requests = [{"prompt": text, "multi_modal_data": {"image": image}}
+                for text, image in zip(texts, images)]
+    outputs = loaded.model.fast_generate(requests, sampling_params=params)
+    return [[choice.text for choice in output.outputs] for output in outputs]
+
+
+def generate_batch(loaded, images: list, cfg: Config) -> list[list[str]]:
+    """Completions for a batch of PIL images: one list of ``num_samples`` texts per image."""
+    processor = loaded.processor
+    text = processor.apply_chat_template(build_prompt(), add_generation_prompt=True, tokenize=False)
+    texts = [text] * len(images)
+    if _vllm_wanted(cfg, loaded):
+        return _generate_vllm(loaded, texts, images, cfg)
+    import torch
+
+    inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+    inputs = inputs.to(loaded.model.device)
+    sampling = _sampling(cfg)
+    pad_id = processor.tokenizer.pad_token_id
+    with torch.inference_mode():
+        output = loaded.model.generate(**inputs, max_new_tokens=cfg.eval.max_new_tokens,
+                                       pad_token_id=pad_id, **sampling)
+    decoded = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:],
+                                     skip_special_tokens=True)
+    k = sampling.get("num_return_sequences", 1)
+    # generate() returns the k sequences of one input next to each other.
+    return [decoded[i * k:(i + 1) * k] for i in range(len(images))]
+
+
+def choose_answer(texts: Sequence[str]) -> tuple[str, Any, list | None]:
+    """(chosen text, its ParsedAnswer, sample coordinates or None when k = 1).
+
+    With several samples the chosen one is the medoid of the parsed coordinates (the first
+    sample when none parses, so the row still shows what the model wrote).
+    """
+    parsed = [parse_answer(text) for text in texts]
+    if len(texts) == 1:
+        return texts[0], parsed[0], None
+    points = [(p.lat, p.lon) if p.lat is not None else None for p in parsed]
+    best = medoid_index(points)
+    best = 0 if best is None else best
+    return texts[best], parsed[best], [list(point) if point else None for point in points]
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str],
+             shard: tuple[int, int]) -> Iterator[tuple[list[GeoRecord], list, list[dict]]]:
+    """(records, their images, rows of records whose image failed) per batch of this shard."""
+    index, count = shard
+    size = max(1, cfg.eval.batch_size)
+    batch, images, failed = [], [], []
+    for position, record in enumerate(records):
+        if position % count != index or str(record.id) in done:
+            continue
+        try:
+            images.append(load_image(record.image, cfg.model.min_pixels, cfg.model.max_pixels))
+        except ImageError as err:
+            logger.warning("record %s: %s (counted, not scored)", record.id, err)
+            failed.append({"id": str(record.id), "skipped": err.reason, "detail": err.detail})
+            continue
+        batch.append(record)
+        if len(batch) == size:
+            yield batch, images, failed
+            batch, images, failed = [], [], []
+    if batch or failed:
+        yield batch, images, failed
+
+
+def _progress(total: int | None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="img", desc="eval", dynamic_ncols=True)
+
+
+def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
+                    stats: SkipStats) -> int:
+    """Append predictions for this shard's records not yet in ``path``; return how many."""
+    repair_tail(path)
+    done = {str(row["id"]) for row in read_rows(path)} if path.is_file() else set()
+    if done:
+        logger.info("resuming: %d records already in %s", len(done), path)
+    written = 0
+    with _progress(cfg.eval.data.max_samples) as bar:
+        bar.update(len(done))
+        for records, images, failed in _batches(iter_records(cfg.eval.data, stats), cfg, done, shard):
+            rows = list(failed)
+            if records:
+                for record, texts in zip(records, generate_batch(loaded, images, cfg)):
+                    text, parsed, samples = choose_answer(texts)
+                    rows.append(prediction_row(record, text, parsed, samples))
+            append_rows(path, rows)
+            written += len(rows)
+            bar.update(len(rows))
+    return written
+
+
+def _finish(out: Path, rows: list[dict], cfg: Config, data_summary: dict) -> dict[str, Any]:
+    """Score merged rows and write metrics.json, report.md, plots and the optional hotspots."""
+    from geo_r_lite.report import write_outputs
+
+    return write_outputs(out, rows, cfg=cfg, data_summary=data_summary)
+
+
+def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Evaluate ``loaded`` (or the model ``cfg.model`` names) on ``cfg.eval.data``.
+
+    Returns the metrics of this run (``geo_r_lite.metrics.compute_metrics`` keys plus
+    ``skipped_images``); for a shard that is not the last to finish, the shard's own metrics.
+    Outputs go to ``eval_output_dir(cfg)``.
+    """
+    shard = shard or shard_from_env()
+    out = eval_output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    if loaded is None:
+        from geo_r_lite.model import load_model
+
+        loaded = load_model(cfg.model, for_training=False)
+    path = out / shard_file_name(*shard)
+    stats = SkipStats(strict=cfg.eval.data.strict)
+    written = predict_records(loaded, cfg, path, shard, stats)
+    logger.info("shard %d/%d: %d new predictions in %s", shard[0], shard[1], written, path)
+    stats.save(out / "data_summary.json")
+    rows = read_rows(path)
+    if shard[1] == 1:
+        return _finish(out, rows, cfg, stats.as_dict())
+    marker = out / f"shard-{shard[0]}-of-{shard[1]}.done"
+    marker.write_text(json.dumps({"rows": len(rows)}) + "\n", encoding="utf-8")
+    files = [out / shard_file_name(i, shard[1]) for i in range(shard[1])]
+    if all((out / f"shard-{i}-of-{shard[1]}.done").is_file() for i in range(shard[1])):
+        logger.info("all %d shards done: merging into the report", shard[1])
+        return _finish(out, read_predictions(files), cfg, stats.as_dict())
+    return score_rows(rows)
