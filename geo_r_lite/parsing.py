@@ -27,8 +27,10 @@ What wins when parsing anyway (``format_ok`` False, fields still filled where po
   without its final unterminated line, which may have been cut mid-number;
 - a field given twice in the block: its last line wins;
 - a malformed ``Coordinates:`` value: the first latitude/longitude pair found in its first 256
-  characters, if any (range-checked the same way). A swapped but in-range pair is NOT guessed back: it is a wrong
-  answer, and the distance reward scores it as one.
+  characters, if any (range-checked the same way).
+
+A swapped but in-range pair is NOT guessed back: it is a wrong answer, and the distance reward
+scores it as one.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from geo_r_lite.degenerate import is_degenerate
 from geo_r_lite.prompts import FIELDS
 
 __all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates", "is_degenerate"]
@@ -49,11 +52,7 @@ _UNKNOWN_VALUES = frozenset({"unknown", "n/a", "na", "none", "?", "-"})
 _TAG = re.compile(r"</?(?:think|answer)>")
 _WELL_FORMED_TAGS = ((_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE),
                      (_ANSWER_OPEN, _ANSWER_CLOSE))
-# Values are captured greedily and stripped in Python (a lazy value before trailing blanks
-# backtracks quadratically on long runs of spaces).
-_FIELD_LINE = re.compile(r"^[ \t]*(continent|country|region|city|coordinates)[ \t]*:(.*)$",
-                         re.I | re.M)
-_NON_BLANK_LINE = re.compile(r"^[ \t]*\S", re.M)
+_KEY_SET = frozenset(_KEYS)
 
 # Whole numbers only (no digit or dot on either side): keeps backtracking over digit runs linear.
 _NUMBER = r"(?<!\d)(?<!\d\.)(?:\d+(?:\.\d+)?|\.\d+)(?!\.?\d)"
@@ -80,16 +79,6 @@ _COORDS_PLAIN = re.compile(r"\(?(-?\d+(?:\.\d+)?), ?(-?\d+(?:\.\d+)?)\)?")
 # Longer values are not one coordinate pair; the caps also bound regex time on garbage.
 _COORDS_MAX_CHARS = 80
 _COORDS_SEARCH_CHARS = 256
-
-# Degenerate output (the Qwen2.5-VL RL failure: loops and garbage), see ``is_degenerate``.
-_JUNK_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff]")
-_JUNK_MAX_SHARE = 0.02
-_WHITESPACE_RUNS = (" " * 32, "\n" * 16, "\t" * 16)
-_PROBES = 8
-_LOOP_WINDOW = 32
-_LOOP_MIN_REPEATS = 5
-_MASH_WINDOW = 80
-
 
 @dataclass(frozen=True, slots=True)
 class ParsedAnswer:
@@ -197,36 +186,6 @@ def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | 
     return None
 
 
-def is_degenerate(text: str) -> bool:
-    """True for looping or garbage output, by cheap heuristics (sampled, so linear and fast).
-
-    - Loop: at ``_PROBES`` evenly spaced positions, the 32-character window there occurs 5+ times
-      in the text (prose almost never repeats 32 characters 5 times; a loop longer than the probe
-      spacing, an eighth of the text, always contains a probe).
-    - Runs: 32 spaces, 16 newlines or 16 tabs in a row; or, at a probe, 80 ASCII characters with
-      no whitespace (keyboard mash, base64; caught for sure when longer than the probe spacing
-      plus 80). CJK prose, which has no spaces, is not flagged.
-    - Junk: more than 2 % control, private-use or U+FFFD replacement characters.
-    """
-    if any(run in text for run in _WHITESPACE_RUNS):
-        return True
-    # isprintable() is a fast C check that rules junk out for almost every text.
-    if "\ufffd" in text or not text.replace("\n", " ").replace("\t", " ").isprintable():
-        if len(_JUNK_CHAR.findall(text)) > _JUNK_MAX_SHARE * len(text):
-            return True
-    span = len(text) - _MASH_WINDOW
-    if span < 0:
-        return False
-    for i in range(_PROBES):
-        at = span * i // (_PROBES - 1)
-        if text.count(text[at:at + _LOOP_WINDOW]) >= _LOOP_MIN_REPEATS:
-            return True
-        window = text[at:at + _MASH_WINDOW]
-        if window.isascii() and " " not in window and "\n" not in window and "\t" not in window:
-            return True
-    return False
-
-
 def _scan_tags(text: str) -> tuple[int, int, int, str | None]:
     """(body start, body end, think body end, error) from one scan of the think/answer tags.
 
@@ -272,6 +231,24 @@ def _think_end(tags: list[tuple[str, int, int]], answer_start: int) -> int:
     return close_at if open_at <= close_at and close_at < answer_start else -1
 
 
+def _field_lines(body: str) -> tuple[list[str], dict[str, str], int]:
+    """(field keys in order, key -> stripped value with the last line winning, non-blank lines).
+
+    A field line is ``key: value`` with one of the five keys, any case, blanks around the key.
+    """
+    keys, values, n_lines = [], {}, 0
+    for line in body.split("\n"):
+        if not line or line.isspace():
+            continue
+        n_lines += 1
+        key, colon, value = line.partition(":")
+        key = key.strip().lower()
+        if colon and key in _KEY_SET:
+            keys.append(key)
+            values[key] = value.strip()
+    return keys, values, n_lines
+
+
 def _field_error(keys: list[str], values: dict[str, str], n_lines: int) -> str | None:
     missing = [k for k in _KEYS if not values.get(k)]
     if missing:
@@ -299,13 +276,8 @@ def _parse_text(text: str) -> ParsedAnswer:
         think = text[text.rfind(_THINK_OPEN, 0, think_end) + len(_THINK_OPEN):think_end].strip()
     if body_start < 0:
         return ParsedAnswer(think=think, error=tag_error)
-    body = text[body_start:body_end]
-    keys, values = [], {}
-    for match in _FIELD_LINE.finditer(body):
-        key = match[1].lower()
-        keys.append(key)
-        values[key] = match[2].strip()
-    error = tag_error or _field_error(keys, values, len(_NON_BLANK_LINE.findall(body)))
+    keys, values, n_lines = _field_lines(text[body_start:body_end])
+    error = tag_error or _field_error(keys, values, n_lines)
     coords_text = values.get("coordinates") or ""
     pair = parse_coordinates(coords_text, strict=True)
     if pair is None:

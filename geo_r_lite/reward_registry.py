@@ -65,7 +65,8 @@ def build_reward_functions(cfg) -> tuple[list[Callable], list[float]]:
     if duplicates:
         raise ValueError(f"reward name(s) listed twice: {duplicates}")
     if cfg.combine not in COMBINE_MODES:
-        raise ValueError(f"unknown reward.combine {cfg.combine!r}; valid: {', '.join(COMBINE_MODES)}")
+        raise ValueError(f"unknown reward.combine {cfg.combine!r}; "
+                         f"valid: {', '.join(COMBINE_MODES)}")
     if cfg.combine == "sum":
         return [REWARD_REGISTRY[n](cfg) for n in names], weights
     funcs, out_weights = [_geo(cfg)], [1.0]

@@ -12,12 +12,12 @@ missing; a missing, malformed or out-of-range prediction scores 0.0. Content rew
 hierarchy, consistency) score what the lenient parser recovers, exactly as the metrics do; the
 format reward (and its factor in ``geo_reward``) is what punishes a malformed answer.
 
-The registry that maps YAML names to these adapters is ``geo_r_lite.reward_registry``.
+Ground truth is read from the columns by ``geo_r_lite.reward_truth``; the registry that maps YAML
+names to these adapters is ``geo_r_lite.reward_registry``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -25,8 +25,7 @@ import numpy as np
 from geo_r_lite.geo import haversine_km, lookup_many
 from geo_r_lite.parsing import ParsedAnswer, parse_answer
 from geo_r_lite.places import match_city, match_continent, match_country, match_region
-
-logger = logging.getLogger(__name__)
+from geo_r_lite.reward_truth import true_latlons, true_places
 
 # Geo-R's piecewise-linear distance reward: (distance km, reward) knots, linear in between.
 PIECEWISE_KNOTS_KM = ((0.0, 1.0), (750.0, 0.5), (2500.0, 0.2), (20000.0, 0.0))
@@ -34,7 +33,6 @@ PIECEWISE_KNOTS_KM = ((0.0, 1.0), (750.0, 0.5), (2500.0, 0.2), (20000.0, 0.0))
 GEOSCORE_SCALE_KM = 1492.7
 DISTANCE_SHAPES = ("piecewise", "exp", "geoscore")
 LEVELS = ("continent", "country", "region", "city")
-TRUTH_COLUMNS = ("continent", "country", "country_code", "region", "city")
 DEFAULT_HIERARCHY_WEIGHTS = {"continent": 0.1, "country": 0.3, "region": 0.3, "city": 0.3}
 
 _KNOT_KM = np.array([k for k, _ in PIECEWISE_KNOTS_KM])
@@ -78,7 +76,7 @@ def score_format(parsed_or_text, require_think: bool = True,
     """1.0 for one well-formed answer (``ParsedAnswer.format_ok``), else 0.0.
 
     ``require_think``: also needs a non-empty ``<think>`` block before the answer.
-    ``degenerate_penalty``: 0.0 for looping or garbage output (``parsing.is_degenerate``).
+    ``degenerate_penalty``: 0.0 for looping or garbage output (``degenerate.is_degenerate``).
     Accepts a ``ParsedAnswer``, a string or a TRL message list.
     """
     parsed = parsed_or_text if isinstance(parsed_or_text, ParsedAnswer) else parse_answer(
@@ -96,10 +94,12 @@ def check_hierarchy_weights(weights: dict) -> None:
     """ValueError unless ``weights`` maps some of ``LEVELS`` to finite non-negative floats."""
     unknown = set(weights) - set(LEVELS)
     if unknown:
-        raise ValueError(f"unknown hierarchy level(s) {sorted(unknown)}; valid: {', '.join(LEVELS)}")
+        raise ValueError(f"unknown hierarchy level(s) {sorted(unknown)}; "
+                         f"valid: {', '.join(LEVELS)}")
     for level, weight in weights.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"hierarchy weight for {level!r} must be a number >= 0, got {weight!r}")
+            raise ValueError(f"hierarchy weight for {level!r} must be a number >= 0, "
+                             f"got {weight!r}")
     if not any(weights.values()):
         raise ValueError("hierarchy weights are all zero")
 
@@ -118,27 +118,22 @@ def score_hierarchy(parsed: ParsedAnswer, truth, weights: dict) -> float | None:
     only when the country is right. Levels whose truth is unknown are left out and the weights of
     the others renormalised; ``None`` when no level with a positive weight is known.
     """
-    code = _truth_field(truth, "country_code")
-    country = _truth_field(truth, "country")
-    country_ok = match_country(parsed.country, country, code)
-    known = {
-        "continent": _truth_field(truth, "continent") is not None,
-        "country": country is not None or code is not None,
-        "region": _truth_field(truth, "region") is not None,
-        "city": _truth_field(truth, "city") is not None,
-    }
+    continent, country, code, region, city = (
+        _truth_field(truth, name) for name in ("continent", "country", "country_code", "region",
+                                                "city"))
+    known = {"continent": continent is not None, "country": country is not None or code is not None,
+             "region": region is not None, "city": city is not None}
     total = sum(w for level, w in weights.items() if known[level])
     if total <= 0:
         return None
+    country_ok = known["country"] and match_country(parsed.country, country, code)
     matched = {
-        "continent": known["continent"] and match_continent(
-            parsed.continent, _truth_field(truth, "continent")),
+        "continent": known["continent"] and match_continent(parsed.continent, continent),
         "country": country_ok,
-        "region": country_ok and known["region"] and match_region(
-            parsed.region, _truth_field(truth, "region"), code),
-        "city": country_ok and known["city"] and match_city(parsed.city, _truth_field(truth, "city")),
+        "region": country_ok and known["region"] and match_region(parsed.region, region, code),
+        "city": country_ok and known["city"] and match_city(parsed.city, city),
     }
-    return sum(w for level, w in weights.items() if known[level] and matched[level]) / total
+    return sum(w for level, w in weights.items() if matched[level]) / total
 
 
 def score_consistency(parsed: ParsedAnswer, place=None) -> float:
@@ -157,54 +152,16 @@ def score_consistency(parsed: ParsedAnswer, place=None) -> float:
 # ---------------------------------------------------------------- TRL adapters
 
 
-def _true_coord(value) -> float | None:
-    """A ground-truth coordinate as float, or None when missing (None, NaN, not a number)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _column(columns: dict, name: str, n: int, reward: str) -> list:
-    values = columns[name]
-    if len(values) != n:
-        raise ValueError(f"{reward}: column {name!r} has {len(values)} values for {n} completions")
-    return list(values)
-
-
-def true_latlons(columns: dict, n: int, reward: str) -> list[tuple[float, float] | None]:
-    """Per completion, the true (lat, lon) in degrees or None when missing or out of range.
-
-    ValueError when the ``lat``/``lon`` columns are absent or not one value per completion.
-    """
-    if "lat" not in columns or "lon" not in columns:
-        raise ValueError(f"{reward} needs dataset columns 'lat' and 'lon' (degrees); "
-                         f"got {sorted(k for k in columns if not k.startswith('_'))}")
-    pairs, bad = [], 0
-    for lat, lon in zip(_column(columns, "lat", n, reward), _column(columns, "lon", n, reward)):
-        lat, lon = _true_coord(lat), _true_coord(lon)
-        if lat is None or lon is None:
-            pairs.append(None)
-        elif -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
-            pairs.append((lat, lon))
-        else:
-            pairs.append(None)
-            bad += 1
-    if bad:
-        logger.warning("%s: %d of %d true coordinates out of range, reward None", reward, bad, n)
-    return pairs
-
-
 def _distances_km(parsed: list[ParsedAnswer], truths: list) -> list[float | None]:
     """Great-circle km per completion: NaN without a predicted point, None without truth."""
-    rows = [i for i, (p, t) in enumerate(zip(parsed, truths)) if t is not None and p.lat is not None]
+    rows = [i for i, (p, t) in enumerate(zip(parsed, truths))
+            if t is not None and p.lat is not None]
     out: list[float | None] = [None if t is None else math.nan for t in truths]
     if rows:
-        km = haversine_km(np.array([parsed[i].lat for i in rows]), np.array([parsed[i].lon for i in rows]),
-                          np.array([truths[i][0] for i in rows]), np.array([truths[i][1] for i in rows]))
+        km = haversine_km(np.array([parsed[i].lat for i in rows]),
+                          np.array([parsed[i].lon for i in rows]),
+                          np.array([truths[i][0] for i in rows]),
+                          np.array([truths[i][1] for i in rows]))
         for i, d in zip(rows, np.atleast_1d(km).tolist()):
             out[i] = d
     return out
@@ -276,25 +233,6 @@ class GeoReward(_Reward):
         return [None if d is None else d * f for d, f in zip(distance, form)]
 
 
-def true_places(columns: dict, n: int, reward: str) -> list[dict | None]:
-    """Per completion, the true place labels as a dict, or None when nothing is known.
-
-    Read from the columns ``continent``, ``country``, ``country_code``, ``region``, ``city``; when
-    the dataset has none of them, the gazetteer labels the true ``lat``/``lon`` (that is how the
-    labels are made in the first place).
-    """
-    if not any(name in columns for name in TRUTH_COLUMNS):
-        latlons = true_latlons(columns, n, reward)
-        rows = [i for i, t in enumerate(latlons) if t is not None]
-        places: list[dict | None] = [None] * n
-        found = lookup_many([latlons[i][0] for i in rows], [latlons[i][1] for i in rows]) if rows else []
-        for i, place in zip(rows, found):
-            places[i] = {name: getattr(place, name) for name in TRUTH_COLUMNS}
-        return places
-    given = {name: _column(columns, name, n, reward) for name in TRUTH_COLUMNS if name in columns}
-    return [{name: values[i] for name, values in given.items()} for i in range(n)]
-
-
 class HierarchyReward(_Reward):
     """``score_hierarchy`` against the true place labels; None when no level is known."""
 
@@ -319,7 +257,8 @@ class ConsistencyReward(_Reward):
     def score_batch(self, parsed, columns):
         rows = [i for i, p in enumerate(parsed)
                 if p.lat is not None and p.lon is not None and p.country is not None]
-        places = lookup_many([parsed[i].lat for i in rows], [parsed[i].lon for i in rows]) if rows else []
+        places = (lookup_many([parsed[i].lat for i in rows], [parsed[i].lon for i in rows])
+                  if rows else [])
         scores = [0.0] * len(parsed)
         for i, place in zip(rows, places):
             scores[i] = score_consistency(parsed[i], place)

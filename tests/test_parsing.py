@@ -4,13 +4,8 @@ import time
 
 import pytest
 
-from geo_r_lite.parsing import (
-    ParsedAnswer,
-    completion_text,
-    is_degenerate,
-    parse_answer,
-    parse_coordinates,
-)
+from geo_r_lite.degenerate import is_degenerate
+from geo_r_lite.parsing import ParsedAnswer, completion_text, parse_answer, parse_coordinates
 
 THINK = "<think>\nBlue street signs in French and Haussmann facades.\n</think>\n"
 
