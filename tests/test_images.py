@@ -141,7 +141,8 @@ def _gps_jpeg(lat_ref, lat_dms, lon_ref, lon_dms) -> bytes:
 
 
 @pytest.mark.parametrize("lat_ref, lat_dms, lon_ref, lon_dms, expected", [
-    pytest.param("N", (48, 51, 23.76), "E", (2, 21, 7.92), (48.8566, 2.3522), id="paris-north-east"),
+    pytest.param("N", (48, 51, 23.76), "E", (2, 21, 7.92), (48.8566, 2.3522),
+                 id="paris-north-east"),
     pytest.param("S", (33, 52, 7.68), "E", (151, 12, 33.48), (-33.8688, 151.2093),
                  id="sydney-south-keeps-lat-first"),
     pytest.param("N", (40, 42, 46.08), "W", (74, 0, 21.6), (40.7128, -74.0060),
