@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,14 @@ def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str],
         yield batch, images, failed
 
 
-def _progress(total: int | None):
+def _progress(cfg: Config, shard: tuple[int, int]):
+    """A tqdm bar in images (its rate is images/s); sized when ``data.max_samples`` bounds it."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="img", desc="eval", dynamic_ncols=True)
+    limit, (index, count) = cfg.eval.data.max_samples, shard
+    total = None if limit is None else -(-max(0, limit - index) // count)
+    return tqdm(total=total, unit="img", desc=f"eval {index}/{count}" if count > 1 else "eval",
+                dynamic_ncols=True)
 
 
 def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
@@ -162,7 +167,7 @@ def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
     if done:
         logger.info("resuming: %d records already in %s", len(done), path)
     written = 0
-    with _progress(cfg.eval.data.max_samples) as bar:
+    with _progress(cfg, shard) as bar:
         bar.update(len(done))
         for records, images, failed in _batches(iter_records(cfg.eval.data, stats), cfg, done, shard):
             rows = list(failed)
@@ -176,13 +181,6 @@ def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
     return written
 
 
-def _finish(out: Path, rows: list[dict], cfg: Config, data_summary: dict) -> dict[str, Any]:
-    """Score merged rows and write metrics.json, report.md, plots and the optional hotspots."""
-    from geo_r_lite.report import write_outputs
-
-    return write_outputs(out, rows, cfg=cfg, data_summary=data_summary)
-
-
 def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = None) -> dict[str, Any]:
     """Evaluate ``loaded`` (or the model ``cfg.model`` names) on ``cfg.eval.data``.
 
@@ -190,6 +188,8 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
     ``skipped_images``); for a shard that is not the last to finish, the shard's own metrics.
     Outputs go to ``eval_output_dir(cfg)``.
     """
+    from geo_r_lite.report import write_outputs
+
     shard = shard or shard_from_env()
     out = eval_output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,6 +198,10 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
         from geo_r_lite.model import load_model
 
         loaded = load_model(cfg.model, for_training=False)
+    else:
+        # A model handed over by training: eval mode turns dropout off and lets generate() use
+        # its KV cache even when gradient checkpointing was on.
+        loaded.model.eval()
     path = out / shard_file_name(*shard)
     stats = SkipStats(strict=cfg.eval.data.strict)
     written = predict_records(loaded, cfg, path, shard, stats)
@@ -205,11 +209,22 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
     stats.save(out / "data_summary.json")
     rows = read_rows(path)
     if shard[1] == 1:
-        return _finish(out, rows, cfg, stats.as_dict())
-    marker = out / f"shard-{shard[0]}-of-{shard[1]}.done"
-    marker.write_text(json.dumps({"rows": len(rows)}) + "\n", encoding="utf-8")
-    files = [out / shard_file_name(i, shard[1]) for i in range(shard[1])]
-    if all((out / f"shard-{i}-of-{shard[1]}.done").is_file() for i in range(shard[1])):
-        logger.info("all %d shards done: merging into the report", shard[1])
-        return _finish(out, read_predictions(files), cfg, stats.as_dict())
-    return score_rows(rows)
+        return write_outputs(out, rows, cfg=cfg, data_summary=stats.as_dict())
+    index, count = shard
+    (out / f"shard-{index}-of-{count}.done").write_text(json.dumps({"rows": len(rows)}) + "\n",
+                                                       encoding="utf-8")
+    if not all((out / f"shard-{i}-of-{count}.done").is_file() for i in range(count)):
+        logger.info("shard %d/%d done; the last shard to finish writes the merged report", index, count)
+        return score_rows(rows)
+    lock = out / f"merge-{count}.lock"
+    try:
+        # Two shards finishing together both see every marker: only one merges.
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return score_rows(rows)
+    try:
+        logger.info("all %d shards done: merging them into the report", count)
+        files = [out / shard_file_name(i, count) for i in range(count)]
+        return write_outputs(out, read_predictions(files), cfg=cfg, data_summary=stats.as_dict())
+    finally:
+        lock.unlink()
