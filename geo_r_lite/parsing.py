@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from geo_r_lite.degenerate import is_degenerate
 from geo_r_lite.prompts import FIELDS
 
-__all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates", "is_degenerate"]
+__all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates"]
 
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
@@ -157,9 +157,12 @@ def _pair_from_match(match: re.Match) -> tuple[float, float] | None:
         if axis_a == "lat" or axis_b == "lon":
             return None  # both on one axis
         a, b = b, a
-    if not (-90.0 <= a <= 90.0 and -180.0 <= b <= 180.0):
-        return None
-    return a, b
+    return _in_range(a, b)
+
+
+def _in_range(lat: float, lon: float) -> tuple[float, float] | None:
+    """(lat, lon) when in range (never clipped), else None; float() never gives NaN here."""
+    return (lat, lon) if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 else None
 
 
 def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | None:
@@ -175,8 +178,7 @@ def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | 
             return None
         plain = _COORDS_PLAIN.fullmatch(value)
         if plain:
-            lat, lon = float(plain[1]), float(plain[2])
-            return (lat, lon) if -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 else None
+            return _in_range(float(plain[1]), float(plain[2]))
         match = _COORDS_STRICT.fullmatch(value)
         return _pair_from_match(match) if match else None
     for match in _COORDS_SEARCH.finditer(" ".join(value[:_COORDS_SEARCH_CHARS].split())):
@@ -263,7 +265,8 @@ def _field_error(keys: list[str], values: dict[str, str], n_lines: int) -> str |
 
 
 def _name(value: str | None) -> str | None:
-    if value is None or value.lower() in _UNKNOWN_VALUES:
+    """A place-level value, None for missing, empty or Unknown-like."""
+    if not value or value.lower() in _UNKNOWN_VALUES:
         return None
     return value
 

@@ -24,7 +24,7 @@ which only restates the procedure, so that SFT teaches the format and nothing in
 
 from __future__ import annotations
 
-import math
+from geo_r_lite.geo import valid_latlon
 
 FIELDS = ("continent", "country", "region", "city")
 UNKNOWN = "Unknown"
@@ -88,12 +88,10 @@ def build_answer(place, lat: float, lon: float) -> str:
     ``lat`` in [-90, 90] and ``lon`` in [-180, 180], degrees, written with
     ``COORDINATE_DECIMALS`` decimals; ValueError if they are not finite and in range.
     """
-    try:
-        lat, lon = float(lat), float(lon)
-    except (TypeError, ValueError):
-        raise ValueError(f"coordinates must be numbers, got ({lat!r}, {lon!r})") from None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ValueError(f"coordinates out of range (lat, lon) = ({lat}, {lon})")
+    if not valid_latlon(lat, lon):
+        raise ValueError(f"coordinates must be finite numbers in range, got (lat, lon) = "
+                         f"({lat!r}, {lon!r})")
+    lat, lon = float(lat), float(lon)
     lines = [f"{name.capitalize()}: {_label(place, name)}" for name in FIELDS]
     lines.append(f"Coordinates: ({lat:.{COORDINATE_DECIMALS}f}, {lon:.{COORDINATE_DECIMALS}f})")
     return "<answer>\n" + "\n".join(lines) + "\n</answer>"

@@ -126,6 +126,8 @@ def test_parse_answer(text, lat, lon, format_ok, error_part):
                      ("Europe", "France", None, None), id="unknown-is-none"),
         pytest.param(THINK + answer(country="N/A"), ("Europe", None, "Île-de-France", "Paris"),
                      id="n-a-is-none"),
+        pytest.param(THINK + answer(region="  "), ("Europe", "France", None, "Paris"),
+                     id="blank-is-none"),
         pytest.param(THINK + answer(country="  United States of America  "),
                      ("Europe", "United States of America", "Île-de-France", "Paris"),
                      id="values-stripped"),
