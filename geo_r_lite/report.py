@@ -63,9 +63,11 @@ def comparison_table(metrics: dict, benchmark: str | None) -> list[str]:
     lines = [header, "|" + "---|" * (len(THRESHOLDS_KM) + 2)]
     ours = " | ".join(_pct(metrics.get(f"acc@{t}km")) for t in THRESHOLDS_KM)
     lines.append(f"| **ours** | {ours} | this run, n = {metrics['n']} |")
-    for method, cite, rows in PUBLISHED:
-        if benchmark in rows:
-            lines.append(f"| {method} | " + " | ".join(f"{v:g}" for v in rows[benchmark]) + f" | {cite} |")
+    published = [row for row in PUBLISHED if benchmark in row[2]]
+    for method, cite, rows in published:
+        lines.append(f"| {method} | " + " | ".join(f"{v:g}" for v in rows[benchmark]) + f" | {cite} |")
+    if published and benchmark == "yfcc4k":
+        lines += ["", "_GeoCLIP's YFCC4K row is the reproduction reported by G3._"]
     if benchmark is None:
         lines.append("")
         lines.append("_Published rows are shown for IM2GPS3K and YFCC4K only (benchmark not "
@@ -78,10 +80,31 @@ def _example(row: dict, rank: str) -> list[str]:
     chain = " -> ".join(str(pred.get(level) or "?") for level in LEVELS)
     truth = " -> ".join(str(row.get(level) or "?") for level in LEVELS)
     think = (row.get("think") or "").strip() or "(no reasoning block)"
-    return [f"#### {rank}: `{row['id']}` - error {_km(row.get('distance_km'))} km",
+    lines = [f"#### {rank}: `{row['id']}` - error {_km(row.get('distance_km'))} km",
             f"- truth: {truth} ({row['lat']:.4f}, {row['lon']:.4f})",
             f"- predicted: {chain} ({row.get('pred_lat')}, {row.get('pred_lon')})",
             "- reasoning:", "", "> " + think[:1200].replace("\n", "\n> "), ""]
+    if row.get("pred_lat") is None:
+        raw = (row.get("text") or "").strip()[:300].replace("`", "'")
+        lines += [f"- unparsed ({row.get('error') or 'no answer'}); raw output: `{raw}`", ""]
+    return lines
+
+
+def _examples(rows: list[dict], k: int) -> list[str]:
+    """The k closest parsed answers, then the k worst others (unparsed answers count as worst)."""
+    parsed = sorted((row for row in rows if row.get("distance_km") is not None),
+                    key=lambda row: (row["distance_km"], str(row["id"])))
+    best = parsed[:min(k, -(-len(rows) // 2))]  # at most half, so best and worst do not meet
+    shown = {row["id"] for row in best}
+    worst = sorted((row for row in rows if row["id"] not in shown),
+                   key=lambda row: (-(row.get("distance_km") if row.get("distance_km") is not None
+                                      else math.inf), str(row["id"])))[:k]
+    lines = ["## Examples", ""] if rows else []
+    for i, row in enumerate(best, start=1):
+        lines += _example(row, f"best {i}")
+    for i, row in enumerate(worst, start=1):
+        lines += _example(row, f"worst {i}")
+    return lines
 
 
 def render_report(metrics: dict, rows: list[dict], *, benchmark: str | None = None,
@@ -111,15 +134,8 @@ def render_report(metrics: dict, rows: list[dict], *, benchmark: str | None = No
               or "none", ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({path})" for name, path in plots.items()] + [""]
-    ranked = sorted((row for row in scored_rows(rows)[0] if row.get("distance_km") is not None),
-                    key=lambda row: (row["distance_km"], str(row["id"])))
-    if ranked and num_examples > 0:
-        lines += ["## Examples", ""]
-        for i, row in enumerate(ranked[:num_examples], start=1):
-            lines += _example(row, f"best {i}")
-        worst = ranked[-num_examples:][::-1]
-        for i, row in enumerate(worst, start=1):
-            lines += _example(row, f"worst {i}")
+    if num_examples > 0:
+        lines += _examples(scored_rows(rows)[0], num_examples)
     return "\n".join(lines) + "\n"
 
 

@@ -135,7 +135,8 @@ def test_report_has_our_row_published_rows_and_examples():
         assert f"| {method} |" in report
     assert "arXiv:2601.00388" in report
     assert "bad_coordinates: 2" in report and "corrupt_image: 1" in report
-    assert "best 1: `a`" in report and "worst 1: `c`" in report
+    assert "best 1: `a`" in report and "worst 1: `d`" in report  # unparsed is the worst
+    assert "- unparsed (" in report
     assert "Europe -> France -> ? -> Paris" in report  # the predicted chain of the best example
     assert "parse failures 25.00 %" in report
 
