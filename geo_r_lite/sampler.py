@@ -16,10 +16,13 @@ little of. Here that is one pass over a stream, memory O(capacity + regions + ho
 - **Resume**: ``state_dict``/``load_state_dict`` (and ``save``/``load`` as JSON) restore the pool,
   counts, hotspots and the RNG exactly, so a resumed run selects what an uninterrupted one would.
 
-Records are ``GeoRecord`` (or objects with ``id``, ``lat``, ``lon`` and the region attribute); one
-without place labels is labelled from the gazetteer on arrival. ``items()`` returns the pool in
-stream order, which is deterministic for a given seed and stream: the training layer builds its
-map-style dataset (one row per record) from it and refreshes it between steps.
+Records are ``GeoRecord`` (duck-typed objects with ``id``, ``lat``, ``lon`` and the region
+attribute work too, but only ``GeoRecord`` pools can be saved); one without place labels is
+labelled from the gazetteer on arrival. Feed streams through ``consume``/``add_many``: batches keep
+the hotspot test vectorised, while ``add`` pays one k-d tree query per record once hotspots exist.
+``items()`` returns the pool in stream order, deterministic for a given seed and stream: the
+training layer builds its map-style dataset (one row per record) from it and refreshes it between
+steps.
 """
 
 from __future__ import annotations
