@@ -131,9 +131,9 @@ def test_report_has_our_row_published_rows_and_examples():
     report = render_report(metrics, ROWS, benchmark="yfcc4k", num_examples=1,
                            data_summary={"by_reason": {"bad_coordinates": 2}})
     assert "| **ours** | 25.00 | 25.00 | 25.00 | 50.00 | 50.00 |" in report
-    for method in ("GeoCLIP", "PIGEOTTO", "G3", "Geo-R"):
+    for method in ("GeoCLIP", "G3"):
         assert f"| {method} |" in report
-    assert "arXiv:2601.00388" in report
+    assert "reproduction reported by G3" in report
     assert "bad_coordinates: 2" in report and "corrupt_image: 1" in report
     assert "best 1: `a`" in report and "worst 1: `d`" in report  # unparsed is the worst
     assert "- unparsed (" in report
@@ -153,7 +153,10 @@ def test_write_outputs_and_hotspots(tmp_path):
     assert math.isclose(saved["median_km"], metrics["median_km"])
     assert (tmp_path / "cumulative_error.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "world_scatter.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| Geo-R | 18.1 | 41.53 |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    for method in ("GeoCLIP", "PIGEOTTO", "G3"):
+        assert f"| {method} |" in report
+    assert "| Geo-R | 18.1 | 41.53 | 58.31 | 75.33 | 86.42 | Wu et al., AAAI 2026, arXiv:2601.00388 |" in report
     assert export_hotspots(ROWS, 500.0, tmp_path / "hot.csv") == 2  # a (0 km) and b (~392 km)
     from geo_r_lite.hotspots import read_latlons
 
