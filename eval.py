@@ -114,4 +114,8 @@ def main(argv: list[str] | None = None) -> dict | str:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, RuntimeError, FileNotFoundError) as err:
+        # Config, data and model-loading errors name what to change: show them without a trace.
+        raise SystemExit(f"eval.py: {type(err).__name__}: {err}") from None

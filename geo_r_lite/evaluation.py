@@ -21,6 +21,7 @@ the training parser (``geo_r_lite.parsing``) and writes one JSON line per record
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from geo_r_lite.predictions import (
     score_rows, shard_file_name, shard_from_env,
 )
 from geo_r_lite.prompts import build_prompt
-from geo_r_lite.records import GeoRecord, SkipStats
+from geo_r_lite.records import DataError, GeoRecord, SkipStats
 from geo_r_lite.sources import iter_records
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,12 @@ def choose_answer(texts: Sequence[str]) -> tuple[str, Any, list | None]:
 # --------------------------------------------------------------------------- the loop
 
 
+def _peek(records: Iterator[GeoRecord]) -> tuple[GeoRecord | None, Iterator[GeoRecord]]:
+    """(first record or None, an iterator that still yields it)."""
+    first = next(records, None)
+    return first, (records if first is None else itertools.chain([first], records))
+
+
 def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str],
              shard: tuple[int, int]) -> Iterator[tuple[list[GeoRecord], list, list[dict]]]:
     """(records, their images, rows of records whose image failed) per batch of this shard."""
@@ -159,9 +166,9 @@ def _progress(cfg: Config, shard: tuple[int, int]):
                 dynamic_ncols=True)
 
 
-def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
-                    stats: SkipStats) -> int:
-    """Append predictions for this shard's records not yet in ``path``; return how many."""
+def predict_records(loaded, cfg: Config, records: Iterator[GeoRecord], path: Path,
+                    shard: tuple[int, int]) -> int:
+    """Append predictions for this shard's ``records`` not yet in ``path``; return how many."""
     repair_tail(path)
     done = {str(row["id"]) for row in read_rows(path)} if path.is_file() else set()
     if done:
@@ -169,7 +176,7 @@ def predict_records(loaded, cfg: Config, path: Path, shard: tuple[int, int],
     written = 0
     with _progress(cfg, shard) as bar:
         bar.update(len(done))
-        for records, images, failed in _batches(iter_records(cfg.eval.data, stats), cfg, done, shard):
+        for records, images, failed in _batches(records, cfg, done, shard):
             rows = list(failed)
             if records:
                 for record, texts in zip(records, generate_batch(loaded, images, cfg)):
@@ -194,6 +201,11 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
     out = eval_output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
+    stats = SkipStats(strict=cfg.eval.data.strict)
+    # Open the data before loading the model, so a wrong path fails in seconds, not minutes.
+    first, records = _peek(iter_records(cfg.eval.data, stats))
+    if first is None:
+        raise DataError(f"eval.data: no usable records (skipped: {stats.as_dict()['by_reason']})")
     if loaded is None:
         from geo_r_lite.model import load_model
 
@@ -203,8 +215,7 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
         # its KV cache even when gradient checkpointing was on.
         loaded.model.eval()
     path = out / shard_file_name(*shard)
-    stats = SkipStats(strict=cfg.eval.data.strict)
-    written = predict_records(loaded, cfg, path, shard, stats)
+    written = predict_records(loaded, cfg, records, path, shard)
     logger.info("shard %d/%d: %d new predictions in %s", shard[0], shard[1], written, path)
     stats.save(out / "data_summary.json")
     rows = read_rows(path)

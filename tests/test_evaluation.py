@@ -145,3 +145,13 @@ def test_self_consistency_picks_the_medoid(texts, chosen):
     assert text == completions[chosen]
     assert len(samples) == len(texts)
     assert sum(s is not None for s in samples) == sum(t.startswith("(") for t in texts)
+
+
+def test_self_consistency_runs_through_the_model(tmp_path, tiny_model_dir, loaded):
+    bench = make_im2gps3k(tmp_path / "bench", n_good=2)
+    out = tmp_path / "out"
+    cfg = _cfg(tiny_model_dir, bench, out, num_samples=3, temperature=1.0)
+    metrics = evaluation.run_evaluation(cfg, loaded, shard=(0, 1))
+    rows = read_rows(out / "predictions.jsonl")
+    assert metrics["n"] == 2
+    assert [len(row["samples"]) for row in rows] == [3, 3]  # k sampled answers kept per photo

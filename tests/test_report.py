@@ -56,6 +56,11 @@ def test_hand_written_predictions_score_as_expected():
     assert metrics["format_ok_rate"] == 0.75
 
 
+def test_nothing_scorable_is_a_clear_error():
+    with pytest.raises(ValueError, match="no scorable predictions"):
+        score_rows([{"id": "x", "skipped": "corrupt_image"}])
+
+
 def test_scores_do_not_depend_on_row_order():
     forward, backward = score_rows(ROWS), score_rows(ROWS[::-1])
     assert json.dumps(forward, sort_keys=True) == json.dumps(backward, sort_keys=True)
