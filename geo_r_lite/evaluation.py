@@ -73,7 +73,7 @@ def _vllm_wanted(cfg: Config, loaded) -> bool:
 
 
 def _generate_vllm(loaded, texts: list[str], images: list, cfg: Config) -> list[list[str]]:
-    """Unsloth's vLLM path (CUDA only; not covered by CPU tests)."""
+    """Unsloth's vLLM path (CUDA only, Qwen2.5-VL class models; not covered by CPU tests)."""
     from vllm import SamplingParams
 
     sampling = _sampling(cfg)
@@ -82,7 +82,11 @@ def _generate_vllm(loaded, texts: list[str], images: list, cfg: Config) -> list[
                             max_tokens=cfg.eval.max_new_tokens)
     requests = [{"prompt": text, "multi_modal_data": {"image": image}}
                 for text, image in zip(texts, images)]
-    outputs = loaded.model.fast_generate(requests, sampling_params=params)
+    extra = {}
+    if cfg.model.adapter and hasattr(loaded.model, "load_lora"):
+        # vLLM holds its own copy of the base weights: the adapter goes in as a LoRA request.
+        extra["lora_request"] = loaded.model.load_lora(cfg.model.adapter)
+    outputs = loaded.model.fast_generate(requests, sampling_params=params, **extra)
     return [[choice.text for choice in output.outputs] for output in outputs]
 
 
