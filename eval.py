@@ -26,7 +26,10 @@ logger = logging.getLogger("eval")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=True)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Also: --config PATH (YAML) and dotted overrides such as --eval.batch_size=16 or "
+               "--model.adapter=runs/x/adapter.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--score", nargs="+", metavar="PREDICTIONS",
                       help="score predictions files or folders (shards are merged by id)")
