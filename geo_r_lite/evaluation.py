@@ -29,6 +29,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from geo_r_lite.config import Config, save_config
 from geo_r_lite.images import ImageError, load_image
 from geo_r_lite.parsing import parse_answer
@@ -192,6 +194,24 @@ def predict_records(loaded, cfg: Config, records: Iterator[GeoRecord], path: Pat
     return written
 
 
+# Settings that change what a prediction is: resuming under other values mixes two runs.
+_RESUME_KEYS = (("model", "name"), ("model", "adapter"), ("model", "min_pixels"),
+                ("model", "max_pixels"), ("eval", "max_new_tokens"), ("eval", "do_sample"),
+                ("eval", "temperature"), ("eval", "num_samples"))
+
+
+def _warn_if_settings_changed(cfg: Config, out: Path) -> None:
+    saved = out / "config.yaml"
+    if not saved.is_file() or not any(out.glob("predictions*.jsonl")):
+        return
+    old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+    for section, key in _RESUME_KEYS:
+        before, now = (old.get(section) or {}).get(key), getattr(getattr(cfg, section), key)
+        if before != now:
+            logger.warning("resuming in %s with %s.%s=%r, but its predictions were made with %r; "
+                           "use a new eval.output_dir to keep runs apart", out, section, key, now, before)
+
+
 def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = None) -> dict[str, Any]:
     """Evaluate ``loaded`` (or the model ``cfg.model`` names) on ``cfg.eval.data``.
 
@@ -204,6 +224,7 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
     shard = shard or shard_from_env()
     out = eval_output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    _warn_if_settings_changed(cfg, out)
     save_config(cfg, out)
     stats = SkipStats(strict=cfg.eval.data.strict)
     # Open the data before loading the model, so a wrong path fails in seconds, not minutes.

@@ -155,3 +155,17 @@ def test_self_consistency_runs_through_the_model(tmp_path, tiny_model_dir, loade
     rows = read_rows(out / "predictions.jsonl")
     assert metrics["n"] == 2
     assert [len(row["samples"]) for row in rows] == [3, 3]  # k sampled answers kept per photo
+
+
+def test_resuming_with_other_generation_settings_warns(tmp_path, tiny_model_dir, loaded, monkeypatch,
+                                                      caplog):
+    bench = make_im2gps3k(tmp_path / "bench", n_good=2)
+    out = tmp_path / "out"
+    monkeypatch.setattr(evaluation, "generate_batch", lambda loaded, images, cfg: [["x"]] * len(images))
+    evaluation.run_evaluation(_cfg(tiny_model_dir, bench, out), loaded, shard=(0, 1))
+    with caplog.at_level("WARNING", logger="geo_r_lite.evaluation"):
+        evaluation.run_evaluation(_cfg(tiny_model_dir, bench, out), loaded, shard=(0, 1))
+        assert "predictions were made with" not in caplog.text  # same settings: silent
+        evaluation.run_evaluation(_cfg(tiny_model_dir, bench, out, max_new_tokens=7), loaded,
+                                  shard=(0, 1))
+    assert "eval.max_new_tokens=7, but its predictions were made with 6" in caplog.text
