@@ -14,8 +14,10 @@ Rules, decided once here so rewards and metrics agree:
   matches "Guangdong" and "Berlin" matches GeoNames' "State of Berlin".
   A name with no Latin letters (a few GeoNames rows are Cyrillic) is compared case-folded in its
   own script.
-- A prediction with commas, slashes or parentheses matches when the whole text or any one of its
-  parts matches ("Paris, France" matches the city "Paris"); the true name is never split.
+- A prediction with commas, slashes or parentheses matches when the whole text or its FIRST part
+  matches ("Paris, France" and "Springfield (Illinois)" match their city): later parts only qualify
+  the first. Only the first counts so that a list of guesses ("Paris, Lyon, Marseille",
+  "Bavaria / Saxony") cannot earn the reward for whichever is right. The true name is never split.
 - Countries compare ISO-3166 alpha-2 codes: names, official and common names and alpha-2/alpha-3
   codes from pycountry, our country table, and a short alias table (USA, UK, Britain, England,
   Scotland, Wales, Holland, Burma, Czech Republic, Turkiye, Korea -> South Korea, ...).
@@ -123,11 +125,10 @@ def _key(text: str | None) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def _pred_keys(pred: str | None) -> frozenset[str]:
-    """Keys of the whole prediction and of each comma/slash/parenthesis-separated part."""
+    """Keys of the whole prediction and of its first comma/slash/parenthesis-separated part."""
     if not pred:
         return frozenset()
-    keys = {_key(pred)}
-    keys.update(_key(part) for part in _PART_SPLIT.split(pred))
+    keys = {_key(pred), _key(_PART_SPLIT.split(pred, maxsplit=1)[0])}
     keys.discard("")
     return frozenset(keys)
 
