@@ -160,15 +160,17 @@ def restore_sampler(sampler, checkpoint: str | None) -> bool:
 
 
 def run_grpo(cfg: Config, loaded, sampler, stats: SkipStats, *, resume: bool = False,
-             callbacks: list | None = None) -> Path:
+             callbacks: list | None = None, reward_funcs=None, reward_weights=None) -> Path:
     """GRPO on the sampler's pool; returns the adapter folder.
 
     With ``resume`` and a checkpoint in ``<output_dir>/grpo``, the sampler state saved with it is
-    restored before the pool is built, and TRL continues at that step.
+    restored before the pool is built, and TRL continues at that step. Rewards come from
+    ``cfg.reward`` unless ``reward_funcs``/``reward_weights`` are given.
     """
     checkpoint = _resume_point(cfg, "grpo", resume)
     restore_sampler(sampler, checkpoint)
-    parts = build_grpo_trainer(cfg, loaded, sampler, stats, callbacks=callbacks)
+    parts = build_grpo_trainer(cfg, loaded, sampler, stats, callbacks=callbacks, reward_funcs=reward_funcs,
+                               reward_weights=reward_weights)
     parts.trainer.train(resume_from_checkpoint=checkpoint)
     logger.info("grpo: %d groups fed back to the sampler, %d became hotspots",
                 parts.feedback.groups_reported, parts.feedback.hotspots_added)
