@@ -3,7 +3,10 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from geo_r_lite import degenerate
 from geo_r_lite.degenerate import is_degenerate
 from geo_r_lite.parsing import ParsedAnswer, completion_text, parse_answer, parse_coordinates
 
@@ -264,3 +267,59 @@ def test_adversarial_values_parse_in_linear_time(value):
         parse_answer(text)
     parse_coordinates(value, strict=False)
     assert time.perf_counter() - start < 1.0
+
+
+def _reference_is_degenerate(text: str) -> bool:
+    """The first, plain is_degenerate (before its fast paths): the oracle the fast one must equal."""
+    if " " * 32 in text or "\n" * 16 in text or "\t" * 16 in text:
+        return True
+    if "\ufffd" in text or not text.replace("\n", " ").replace("\t", " ").isprintable():
+        if len(degenerate._JUNK_CHAR.findall(text)) > 0.02 * len(text):
+            return True
+    span = len(text) - 80
+    if span < 0:
+        return False
+    for i in range(8):
+        at = span * i // 7
+        if text.count(text[at:at + 32], at) >= 4:
+            return True
+        window = text[at:at + 80]
+        if window.isascii() and " " not in window and "\n" not in window and "\t" not in window:
+            return True
+    return False
+
+
+LOOP_UNIT = "The sign says Paris, I think so. "  # 33 characters: a 32-window repeats across units
+DEGENERATE_PIECES = [
+    PROSE[:120], LOOP_UNIT, LOOP_UNIT * 3, "ab" * 16, "x" * 31, " " * 31, "\n" * 15, "\t" * 15,
+    "\x00", "\x07", "\x0b", "\r", "\x7f", "\x85", "\x9f", "\xa0", "\xad", "\ufffd", "\ue000",
+    "\uf8ff", "\ud800", "°", "é", "’", "这张照片", "，", "\U0001f600", "qZx8Kp2LmN9vB4tR7yH1wE6uI3",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("abcdefg " * 16, id="four-windows-exactly-fill-the-text"),
+        pytest.param("abcdefg " * 16 + "x", id="one-char-past-four-windows"),
+        pytest.param("x" + "abcdefg " * 16, id="four-windows-shifted-off-the-probes"),
+        pytest.param("y" + "abcdefgh " * 14, id="repeat-tail-shorter-than-three-windows"),
+        pytest.param("a" * 79, id="shorter-than-one-mash-window"),
+        pytest.param("a b " * 20, id="exactly-one-mash-window"),
+        pytest.param("\x07" * 2 + "a " * 49, id="junk-share-exactly-two-percent"),
+        pytest.param("\x07" * 3 + "a " * 49, id="junk-share-past-two-percent"),
+        pytest.param("\x85\x9f\xa0 " * 10 + PROSE, id="latin-1-junk-and-non-junk-controls"),
+        pytest.param("\ufffd\u2019" * 3 + PROSE, id="replacement-chars-in-wide-text"),
+        pytest.param("\ud800" + PROSE, id="lone-surrogate"),
+    ],
+)
+def test_is_degenerate_equals_reference_at_edges(text):
+    assert is_degenerate(text) is _reference_is_degenerate(text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(st.text(max_size=400),
+                 st.lists(st.one_of(st.sampled_from(DEGENERATE_PIECES), st.text(max_size=8)),
+                          max_size=30).map("".join)))
+def test_is_degenerate_equals_reference_on_random_text(text):
+    assert is_degenerate(text) is _reference_is_degenerate(text)
