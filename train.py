@@ -52,6 +52,23 @@ def _log_to_file(path: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def _check_eval_data(cfg: Config) -> None:
+    """Fail in seconds, not after hours of training, when the evaluation data cannot be read."""
+    from geo_r_lite.records import DataError, SkipStats
+    from geo_r_lite.sources import iter_records
+
+    hint = "fetch the benchmark (see README) or pass --eval.enabled=false to train without the final evaluation"
+    records = iter_records(cfg.eval.data, SkipStats(strict=cfg.eval.data.strict))
+    try:
+        first = next(records, None)
+    except DataError as err:
+        raise DataError(f"eval.data: {err}; {hint}") from err
+    finally:
+        records.close()
+    if first is None:
+        raise DataError(f"eval.data yields no usable record; {hint}")
+
+
 def main(cfg: Config) -> dict:
     """Run the configured stages; return a summary (folders, counts, eval metrics)."""
     # ---- backend: Unsloth must be imported before trl/transformers/peft
@@ -70,6 +87,8 @@ def main(cfg: Config) -> dict:
 
     set_seed(cfg.train.seed)
     resume = cfg.train.resume
+    if cfg.eval.enabled:
+        _check_eval_data(cfg)
 
     # ---- data: one streamed pass into the diversity sampler; skips counted by reason
     stats = SkipStats(strict=cfg.data.strict)

@@ -131,14 +131,16 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
     feedback = RewardFeedback(reward_funcs, reward_weights, sampler, cfg.train.num_generations)
     pool = SamplerPool(sampler, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
                        stats=stats, row_fn=grpo_row)
+    # vLLM's SamplingParams (Unsloth fast_inference) has no suppress_tokens; real models practically
+    # never sample a vision placeholder, the tiny random test model does.
+    suppress = [] if cfg.model.fast_inference else vision_token_ids(loaded.processor)
     stage_dir = stage_output_dir(cfg, "grpo")
     own = make_callbacks(pool=pool, sampler=sampler, feedback=feedback, log_path=stage_dir / "metrics.jsonl",
                          samples_path=stage_dir / "samples.jsonl", sample_every=cfg.train.sample_every)
     trainer = GRPOTrainer(
         model=loaded.model,
         reward_funcs=feedback.funcs,
-        args=build_trl_config(cfg, "grpo", reward_weights=reward_weights,
-                              suppress_token_ids=vision_token_ids(loaded.processor)),
+        args=build_trl_config(cfg, "grpo", reward_weights=reward_weights, suppress_token_ids=suppress),
         train_dataset=pool_dataset(pool),
         processing_class=loaded.processor,
         callbacks=own + list(callbacks or []),

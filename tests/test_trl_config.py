@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from geo_r_lite.config import Config, ConfigError
+from geo_r_lite.config import Config, ConfigError, load_config
 from geo_r_lite.trl_config import build_trl_config, precision_flags, trl_kwargs
 
 
@@ -93,3 +95,22 @@ def test_unknown_override_names_the_field(tmp_path):
     cfg = _cfg(output_dir=str(tmp_path), trl_overrides={"max_prompt_length": 512})
     with pytest.raises(ConfigError, match="max_prompt_length"):
         build_trl_config(cfg, "grpo")
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = [CONFIG_DIR / f"{name}.yaml" for name in ("smoke", "3090", "t4", "qwen25vl_vllm")]  # training configs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_load_and_map_to_trl(path):
+    cfg = load_config(path)
+    gpu = path.stem != "smoke"
+    bf16_ok = path.stem != "t4"  # a T4 config must not ask for bf16
+    for stage in cfg.train.stages:
+        kwargs = trl_kwargs(cfg, stage, on_cuda=gpu, bf16_ok=bf16_ok)
+        assert kwargs["use_cpu"] is not gpu
+        assert not (kwargs["bf16"] and not bf16_ok)
+    if gpu:
+        assert cfg.model.load_in_4bit and cfg.data.source != "synthetic", "GPU configs train on real data in 4-bit"
+        g = cfg.train.num_generations
+        assert 2 <= g <= 4 and (cfg.train.per_device_train_batch_size * cfg.train.gradient_accumulation_steps) % g == 0
