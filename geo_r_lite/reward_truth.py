@@ -61,21 +61,30 @@ def true_latlons(columns: dict, n: int, reward: str) -> list[tuple[float, float]
     return pairs
 
 
-def true_places(columns: dict, n: int, reward: str) -> list[dict | None]:
-    """Per completion, the true place labels as a dict, or None when nothing is known.
+def true_place_fields(columns: dict, n: int, reward: str) -> list[tuple | None]:
+    """Per completion, the true place labels, or None when nothing is known.
 
-    Read from the columns ``continent``, ``country``, ``country_code``, ``region``, ``city``; when
-    the dataset has none of them, the gazetteer labels the true ``lat``/``lon`` (that is how the
-    labels are made in the first place).
+    A tuple in ``TRUTH_COLUMNS`` order, each value a non-blank string or None (unknown), read from
+    the columns ``continent``, ``country``, ``country_code``, ``region``, ``city``; when the dataset
+    has none of them, the gazetteer labels the true ``lat``/``lon`` (that is how the labels are
+    made in the first place). Tuples are hashable, so a batch can score each distinct
+    (answer, truth) pair once.
     """
-    if not any(name in columns for name in TRUTH_COLUMNS):
-        latlons = true_latlons(columns, n, reward)
-        rows = [i for i, t in enumerate(latlons) if t is not None]
-        places: list[dict | None] = [None] * n
-        found = (lookup_many([latlons[i][0] for i in rows], [latlons[i][1] for i in rows])
-                 if rows else [])
-        for i, place in zip(rows, found):
-            places[i] = {name: getattr(place, name) for name in TRUTH_COLUMNS}
-        return places
-    given = {name: _column(columns, name, n, reward) for name in TRUTH_COLUMNS if name in columns}
-    return [{name: values[i] for name, values in given.items()} for i in range(n)]
+    if any(name in columns for name in TRUTH_COLUMNS):
+        missing = [None] * n
+        labels = [[place_label(v) for v in _column(columns, name, n, reward)]
+                  if name in columns else missing for name in TRUTH_COLUMNS]
+        return list(zip(*labels))
+    latlons = true_latlons(columns, n, reward)
+    rows = [i for i, t in enumerate(latlons) if t is not None]
+    fields: list[tuple | None] = [None] * n
+    found = (lookup_many([latlons[i][0] for i in rows], [latlons[i][1] for i in rows])
+             if rows else [])
+    for i, place in zip(rows, found):
+        fields[i] = tuple(place_label(getattr(place, name)) for name in TRUTH_COLUMNS)
+    return fields
+
+
+def place_label(value) -> str | None:
+    """A place label as given when it is a non-blank string, else None (unknown)."""
+    return value if isinstance(value, str) and value.strip() else None

@@ -25,7 +25,7 @@ import numpy as np
 from geo_r_lite.geo import haversine_km, lookup_many
 from geo_r_lite.parsing import ParsedAnswer, parse_answer
 from geo_r_lite.places import match_city, match_continent, match_country, match_region
-from geo_r_lite.reward_truth import true_latlons, true_places
+from geo_r_lite.reward_truth import TRUTH_COLUMNS, place_label, true_latlons, true_place_fields
 
 # Geo-R's piecewise-linear distance reward: (distance km, reward) knots, linear in between.
 PIECEWISE_KNOTS_KM = ((0.0, 1.0), (750.0, 0.5), (2500.0, 0.2), (20000.0, 0.0))
@@ -35,6 +35,7 @@ DISTANCE_SHAPES = ("piecewise", "exp", "geoscore")
 LEVELS = ("continent", "country", "region", "city")
 DEFAULT_HIERARCHY_WEIGHTS = {"continent": 0.1, "country": 0.3, "region": 0.3, "city": 0.3}
 
+_UNSCORED = object()  # memo sentinel: a score may be None
 _KNOT_KM = np.array([k for k, _ in PIECEWISE_KNOTS_KM])
 _KNOT_REWARD = np.array([r for _, r in PIECEWISE_KNOTS_KM])
 
@@ -104,11 +105,6 @@ def check_hierarchy_weights(weights: dict) -> None:
         raise ValueError("hierarchy weights are all zero")
 
 
-def _truth_field(truth, name: str) -> str | None:
-    value = truth.get(name) if isinstance(truth, dict) else getattr(truth, name, None)
-    return value if isinstance(value, str) and value.strip() else None
-
-
 def score_hierarchy(parsed: ParsedAnswer, truth, weights: dict) -> float | None:
     """Weighted share in [0, 1] of the place levels the answer names correctly.
 
@@ -118,9 +114,13 @@ def score_hierarchy(parsed: ParsedAnswer, truth, weights: dict) -> float | None:
     only when the country is right. Levels whose truth is unknown are left out and the weights of
     the others renormalised; ``None`` when no level with a positive weight is known.
     """
-    continent, country, code, region, city = (
-        _truth_field(truth, name) for name in ("continent", "country", "country_code", "region",
-                                                "city"))
+    get = truth.get if isinstance(truth, dict) else (lambda name: getattr(truth, name, None))
+    return _score_levels(parsed, tuple(place_label(get(name)) for name in TRUTH_COLUMNS), weights)
+
+
+def _score_levels(parsed: ParsedAnswer, truth: tuple, weights: dict) -> float | None:
+    """``score_hierarchy`` for truth labels already read (``true_place_fields`` order)."""
+    continent, country, code, region, city = truth
     known = {"continent": continent is not None, "country": country is not None or code is not None,
              "region": region is not None, "city": city is not None}
     total = sum(w for level, w in weights.items() if known[level])
@@ -244,9 +244,19 @@ class HierarchyReward(_Reward):
         check_hierarchy_weights(self.weights)
 
     def score_batch(self, parsed, columns):
-        truths = true_places(columns, len(parsed), self.name)
-        return [None if t is None else score_hierarchy(p, t, self.weights)
-                for p, t in zip(parsed, truths)]
+        # The G completions of a prompt share its truth and often name the same places: score
+        # each distinct (answer names, truth) pair of the batch once.
+        scores, memo = [], {}
+        for p, truth in zip(parsed, true_place_fields(columns, len(parsed), self.name)):
+            if truth is None:
+                scores.append(None)
+                continue
+            key = (p.continent, p.country, p.region, p.city, truth)
+            score = memo.get(key, _UNSCORED)
+            if score is _UNSCORED:
+                score = memo[key] = _score_levels(p, truth, self.weights)
+            scores.append(score)
+        return scores
 
 
 class ConsistencyReward(_Reward):

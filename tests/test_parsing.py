@@ -270,7 +270,7 @@ def test_adversarial_values_parse_in_linear_time(value):
 
 
 def _reference_is_degenerate(text: str) -> bool:
-    """The first, plain is_degenerate (before its fast paths): the oracle the fast one must equal."""
+    """The plain is_degenerate (before the fast paths): the oracle the fast one must match."""
     if " " * 32 in text or "\n" * 16 in text or "\t" * 16 in text:
         return True
     if "\ufffd" in text or not text.replace("\n", " ").replace("\t", " ").isprintable():
@@ -293,7 +293,8 @@ LOOP_UNIT = "The sign says Paris, I think so. "  # 33 characters: a 32-window re
 DEGENERATE_PIECES = [
     PROSE[:120], LOOP_UNIT, LOOP_UNIT * 3, "ab" * 16, "x" * 31, " " * 31, "\n" * 15, "\t" * 15,
     "\x00", "\x07", "\x0b", "\r", "\x7f", "\x85", "\x9f", "\xa0", "\xad", "\ufffd", "\ue000",
-    "\uf8ff", "\ud800", "°", "é", "’", "这张照片", "，", "\U0001f600", "qZx8Kp2LmN9vB4tR7yH1wE6uI3",
+    "\uf8ff", "\ud800", "°", "é", "’", "这张照片", "，", "\U0001f600",
+    "qZx8Kp2LmN9vB4tR7yH1wE6uI3",
 ]
 
 
