@@ -75,7 +75,8 @@ def test_smoke_config_end_to_end(tmp_path, tiny_model_dir):
     import train
 
     cfg = load_config(SMOKE, [f"--model.name={tiny_model_dir}", f"--train.output_dir={tmp_path / 'run'}",
-                              "--train.sft_max_steps=4", "--train.max_steps=2", "--eval.data.synthetic_size=4"])
+                              "--train.sft_max_steps=4", "--train.max_steps=2", "--eval.data.synthetic_size=4",
+                              "--train.merge_weights=true"])
     summary = train.main(cfg)
     run = Path(summary["output_dir"])
     for name in ("config.yaml", "data_summary.json", "train.log", "sampler_state.json",
@@ -91,7 +92,8 @@ def test_smoke_config_end_to_end(tmp_path, tiny_model_dir):
     sample = json.loads((run / "grpo" / "samples.jsonl").read_text().splitlines()[0])
     assert sample["step"] == 2 and len(sample["completions"]) == cfg.train.num_generations
     assert {"text", "rewards", "total", "format_ok"} <= set(sample["completions"][0])
-    assert "eval" in summary
+    assert "eval" in summary and (run / "eval").is_dir()
+    assert (Path(summary["merged"]) / "config.json").is_file(), "merged full weights for serving"
 
 
 def test_sft_step_then_grpo_step_from_its_adapter(tmp_path, tiny_model_dir):
