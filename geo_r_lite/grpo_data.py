@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .images import ImageError, load_image
+from .model import world_size
 from .parsing import completion_text, parse_answer
 from .prompts import build_prompt, build_sft_target
 from .records import DataError, GeoRecord, SkipStats
@@ -155,6 +156,10 @@ class RewardFeedback:
     the weighted mean ``sum(w_i r_i) / sum(w_i)`` over the components that scored (in [0, 1]
     when the components are), so ``sampler.saturation_threshold`` keeps its meaning whatever the
     weights. ``sampler`` may be None (no feedback: logging and the alignment check only).
+
+    Under a multi-process launch TRL spreads the G completions of a group over the processes, so
+    no process sees whole groups: the group check, the sampler feedback and the sample log are
+    then off (logged once); the pool and the rest of training are unaffected.
     """
 
     def __init__(self, funcs: Sequence, weights: Sequence[float], sampler, num_generations: int):
@@ -169,6 +174,10 @@ class RewardFeedback:
         self.recent: list[dict[str, Any]] = []  # the latest groups, for the sample log
         self.groups_reported = 0
         self.hotspots_added = 0
+        self.whole_groups = world_size() == 1
+        if not self.whole_groups:
+            logger.warning("multi-process run: groups are split over processes, so saturated samples are not "
+                           "fed back to the sampler (no online hotspots) and no sample completions are logged")
 
     def collect(self, index: int, scores: list, completions: list, kwargs: dict) -> None:
         self._scores[index] = list(scores)
@@ -187,6 +196,14 @@ class RewardFeedback:
         return num / den if den else None
 
     def _finish(self, scores_by_func: dict[int, list], completions: list, kwargs: dict) -> None:
+        log_metric = kwargs.get("log_metric")
+        parsed = [parse_answer(c) for c in completions]
+        if log_metric is not None:
+            log_metric("parse_failure_rate", sum(not p.format_ok for p in parsed) / max(1, len(parsed)))
+        if self.whole_groups:
+            self._feed_back(scores_by_func, completions, parsed, kwargs)
+
+    def _feed_back(self, scores_by_func: dict[int, list], completions: list, parsed: list, kwargs: dict) -> None:
         ids = kwargs.get("id")
         if ids is None:
             raise DataError("reward feedback needs the dataset column 'id' (is remove_unused_columns on?)")
@@ -204,12 +221,9 @@ class RewardFeedback:
                 self.hotspots_added += bool(self.sampler.report_rewards(ids[start], rewards))
             self.groups_reported += 1
             groups.append(start)
-        parsed = [parse_answer(c) for c in completions]
         log_metric = kwargs.get("log_metric")
-        if log_metric is not None:
-            log_metric("parse_failure_rate", sum(not p.format_ok for p in parsed) / max(1, len(parsed)))
-            if self.sampler is not None:
-                log_metric("sampler/hotspots_added", float(self.hotspots_added))
+        if log_metric is not None and self.sampler is not None:
+            log_metric("sampler/hotspots_added", float(self.hotspots_added))
         self.recent = [self._sample(start, completions, parsed, scores_by_func, totals, kwargs)
                        for start in groups[-_SAMPLE_GROUPS_KEPT:]]
 

@@ -158,3 +158,13 @@ def test_grpo_row_prompt_is_fresh_each_time():
     record = _record(0)
     a, b = grpo_row(record, None), grpo_row(record, None)
     assert a["prompt"] == b["prompt"] and a["prompt"] is not b["prompt"]
+
+
+def test_multi_process_runs_skip_the_group_feedback(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    sampler = FakeSampler([_record(0)])
+    feedback = RewardFeedback([_named("a_reward", [1.0, 1.0, 1.0])], [1.0], sampler, num_generations=2)
+    metrics = {}
+    # a process sees a slice that cuts a group in two: no error, no report, the metric still logged
+    feedback.funcs[0](completions=[WELL_FORMED] * 3, id=["r0", "r0", "r1"], log_metric=metrics.__setitem__)
+    assert sampler.reports == [] and metrics["parse_failure_rate"] == 0.0
