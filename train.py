@@ -32,6 +32,7 @@ Deviations from Geo-R (arXiv 2601.00388), all to fit one consumer GPU or a hobby
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import sys
@@ -50,6 +51,21 @@ def _log_to_file(path: Path) -> None:
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+
+
+def _save_data_summary(stats, seen: int, path: Path) -> None:
+    """Rows skipped by reason (training-time image skips included) and records streamed."""
+    path.write_text(json.dumps({**stats.as_dict(), "records_streamed": seen}, indent=2) + "\n", encoding="utf-8")
+
+
+def _restore_data_summary(stats, path: Path) -> int:
+    """Put the skip counts of the interrupted run back into ``stats``; return its records seen."""
+    if not path.is_file():
+        return 0
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    stats.counts.update(saved.get("by_reason", {}))
+    stats.examples.update(saved.get("examples", {}))
+    return int(saved.get("records_streamed", 0))
 
 
 def _check_eval_data(cfg: Config) -> None:
@@ -83,18 +99,31 @@ def main(cfg: Config) -> dict:
 
     from geo_r_lite.records import SkipStats
     from geo_r_lite.sources import iter_records
-    from geo_r_lite.training import fill_sampler, make_sampler, run_grpo, run_sft, save_merged, stage_adapter
+    from geo_r_lite.training import (
+        fill_sampler,
+        grpo_checkpoint_has_sampler,
+        make_sampler,
+        run_grpo,
+        run_sft,
+        save_merged,
+        stage_adapter,
+    )
 
     set_seed(cfg.train.seed)
     resume = cfg.train.resume
     if cfg.eval.enabled:
         _check_eval_data(cfg)
 
-    # ---- data: one streamed pass into the diversity sampler; skips counted by reason
+    # ---- data: one streamed pass into the diversity sampler; skips counted by reason. A resumed
+    # GRPO stage takes its sampler from the checkpoint instead: no second pass over the stream.
     stats = SkipStats(strict=cfg.data.strict)
     sampler = make_sampler(cfg)
-    seen = fill_sampler(sampler, iter_records(cfg.data, stats))
-    stats.save(out / "data_summary.json")
+    if resume and grpo_checkpoint_has_sampler(cfg):
+        seen = _restore_data_summary(stats, out / "data_summary.json")
+        logger.info("resume: the sampler comes from the GRPO checkpoint; the data is not streamed again")
+    else:
+        seen = fill_sampler(sampler, iter_records(cfg.data, stats))
+        _save_data_summary(stats, seen, out / "data_summary.json")
 
     # ---- model: a finished SFT stage of an interrupted run is the GRPO starting point
     model_cfg = cfg.model
@@ -118,7 +147,7 @@ def main(cfg: Config) -> dict:
     if adapter is not None:
         shutil.copytree(adapter, final, dirs_exist_ok=True)
     sampler.save(out / "sampler_state.json")
-    stats.save(out / "data_summary.json")
+    _save_data_summary(stats, seen, out / "data_summary.json")
     summary = {"output_dir": str(out), "records_streamed": seen, "skipped": stats.as_dict()["by_reason"],
                "adapter": str(final) if adapter is not None else None}
 

@@ -148,6 +148,12 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
     return GRPOParts(trainer=trainer, pool=pool, feedback=feedback, sampler=sampler)
 
 
+def grpo_checkpoint_has_sampler(cfg: Config) -> bool:
+    """True when the GRPO stage has a checkpoint holding a sampler state (resume needs no data)."""
+    checkpoint = last_checkpoint(stage_output_dir(cfg, "grpo"))
+    return checkpoint is not None and (checkpoint / SAMPLER_STATE_FILE).is_file()
+
+
 def restore_sampler(sampler, checkpoint: str | None) -> bool:
     """Load the sampler state saved in ``checkpoint`` (True) or leave it (False, none saved)."""
     if checkpoint is None:

@@ -225,3 +225,45 @@ def test_sft_teaches_the_answer_format_on_held_out_places(tmp_path, tiny_model_d
     completions = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
     scores = format_reward(completions)
     assert sum(scores) / len(scores) >= 0.9, completions
+
+
+def test_train_py_resume_skips_finished_stages_and_the_data_pass(tmp_path, tiny_model_dir, caplog):
+    import logging
+
+    import train
+
+    base = [f"--model.name={tiny_model_dir}", f"--train.output_dir={tmp_path / 'run'}", "--eval.enabled=false",
+            "--train.sft_max_steps=2", "--train.save_steps=2", "--train.max_completion_length=12"]
+    first = train.main(load_config(SMOKE, base + ["--train.max_steps=2"]))
+    run = Path(first["output_dir"])
+    sft_weights = (run / "sft" / "adapter" / "adapter_model.safetensors").read_bytes()
+    with caplog.at_level(logging.INFO):
+        second = train.main(load_config(SMOKE, base + ["--train.max_steps=4", "--train.resume=true"]))
+    assert "the data is not streamed again" in caplog.text
+    assert "grpo stage continues from" in caplog.text and "checkpoint-2" in caplog.text
+    assert (run / "grpo" / "checkpoint-4" / "sampler_state.json").is_file()
+    assert (run / "sft" / "adapter" / "adapter_model.safetensors").read_bytes() == sft_weights, "SFT not rerun"
+    summary = json.loads((run / "data_summary.json").read_text())
+    assert summary["records_streamed"] == first["records_streamed"] == second["records_streamed"] > 0
+
+
+@pytest.mark.parametrize(
+    "argv, resume, max_steps",
+    [
+        pytest.param([], False, 4, id="no arguments: the smoke config"),
+        pytest.param(["--resume"], True, 4, id="--resume is train.resume"),
+        pytest.param(["--config", str(SMOKE), "--train.max_steps=9"], False, 9, id="dotted override"),
+    ],
+)
+def test_cli(argv, resume, max_steps):
+    import train
+
+    cfg = train.cli(argv)
+    assert (cfg.train.resume, cfg.train.max_steps, cfg.model.name) == (resume, max_steps, "tiny")
+
+
+def test_cli_rejects_stray_arguments():
+    import train
+
+    with pytest.raises(SystemExit, match="unknown arguments: --fast"):
+        train.cli(["--fast"])
