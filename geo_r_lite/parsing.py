@@ -50,9 +50,14 @@ _KEYS = (*FIELDS, "coordinates")
 _UNKNOWN_VALUES = frozenset({"unknown", "n/a", "na", "none", "?", "-"})
 
 _TAG = re.compile(r"</?(?:think|answer)>")
-_WELL_FORMED_TAGS = ((_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE),
-                     (_ANSWER_OPEN, _ANSWER_CLOSE))
+_TAG_SPLIT = re.compile(rf"({_TAG.pattern})")
+# The two well-formed sequences of tags.
+_THINK_THEN_ANSWER = (_THINK_OPEN, _THINK_CLOSE, _ANSWER_OPEN, _ANSWER_CLOSE)
+_ANSWER_ONLY = (_ANSWER_OPEN, _ANSWER_CLOSE)
 _KEY_SET = frozenset(_KEYS)
+# The answer body exactly as the prompt lays it out (``prompts.build_answer``).
+_CANONICAL_BODY = re.compile("\n?" + "\n".join(rf"{key.capitalize()}:([^\n]*)" for key in _KEYS)
+                             + "\n?")
 
 # Whole numbers only (no digit or dot on either side): keeps backtracking over digit runs linear.
 _NUMBER = r"(?<!\d)(?<!\d\.)(?:\d+(?:\.\d+)?|\.\d+)(?!\.?\d)"
@@ -188,22 +193,32 @@ def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | 
     return None
 
 
-def _scan_tags(text: str) -> tuple[int, int, int, str | None]:
-    """(body start, body end, think body end, error) from one scan of the think/answer tags.
+def _scan_tags(text: str) -> tuple[str | None, str | None, str | None]:
+    """(answer body, think text, error) from one scan of the think/answer tags.
 
-    The body is the chosen answer block's text (the rules above); start -1 when there is no
-    ``<answer>`` tag. Think end is the index of ``</think>`` when the text holds exactly one think
-    block and it closes before the chosen answer, else -1.
+    The body is the chosen answer block's text (the rules above), None when there is no
+    ``<answer>`` tag. The think text is the ``<think>`` block's (unstripped) when the text holds
+    exactly one think block and it closes before the chosen answer, else None.
     """
+    # Splitting on the tags (kept) gives the well-formed layouts' pieces without match objects.
+    pieces = _TAG_SPLIT.split(text)
+    names = tuple(pieces[1::2])
+    if names == _THINK_THEN_ANSWER:
+        think, body, outside = pieces[2], pieces[6], pieces[0] + pieces[4] + pieces[8]
+    elif names == _ANSWER_ONLY:
+        think, body, outside = None, pieces[2], pieces[0] + pieces[4]
+    elif not names:
+        return None, None, "no <answer> block"
+    else:
+        return _scan_tag_positions(text, names)
+    if outside and not outside.isspace():
+        return body, think, "text outside the <think>/<answer> blocks"
+    return body, think, None
+
+
+def _scan_tag_positions(text: str, names: tuple[str, ...]) -> tuple[str | None, str | None, str]:
+    """``_scan_tags`` for any other layout (always a format error), from the tags' positions."""
     tags = [(m[0], m.start(), m.end()) for m in _TAG.finditer(text)]
-    names = tuple(t[0] for t in tags)
-    if names in _WELL_FORMED_TAGS:
-        think_end = tags[1][1] if len(tags) == 4 else -1
-        outside = (text[:tags[0][1]], text[tags[1][2]:tags[2][1]] if len(tags) == 4 else "",
-                   text[tags[-1][2]:])
-        error = None if all(not o or o.isspace() for o in outside) else (
-            "text outside the <think>/<answer> blocks")
-        return tags[-2][2], tags[-1][1], think_end, error
     last_open, block = None, None
     for name, start, end in tags:
         if name == _ANSWER_OPEN:
@@ -221,16 +236,31 @@ def _scan_tags(text: str) -> tuple[int, int, int, str | None]:
         body_end = max(text.rfind("\n", last_open) + 1, last_open)
         error = "unclosed <answer> block (truncated?)"
     else:
-        return -1, -1, _think_end(tags, len(text)), "no <answer> block"
-    return body_start, body_end, _think_end(tags, body_start - len(_ANSWER_OPEN)), error
+        return None, _think_text(text, tags, names, len(text)), "no <answer> block"
+    think = _think_text(text, tags, names, body_start - len(_ANSWER_OPEN))
+    return text[body_start:body_end], think, error
 
 
-def _think_end(tags: list[tuple[str, int, int]], answer_start: int) -> int:
-    names = [t[0] for t in tags]
+def _think_text(text: str, tags: list[tuple[str, int, int]], names: tuple[str, ...],
+                answer_start: int) -> str | None:
     if names.count(_THINK_OPEN) != 1 or names.count(_THINK_CLOSE) != 1:
-        return -1
+        return None
     open_at, close_at = tags[names.index(_THINK_OPEN)][2], tags[names.index(_THINK_CLOSE)][1]
-    return close_at if open_at <= close_at and close_at < answer_start else -1
+    return text[open_at:close_at] if open_at <= close_at and close_at < answer_start else None
+
+
+def _fields(body: str) -> tuple[dict[str, str], str | None]:
+    """(key -> stripped value with the last line winning, error of the field lines or None)."""
+    canonical = _CANONICAL_BODY.fullmatch(body)
+    if canonical:
+        # The prompt's own layout (five field lines in chain order, nothing else): one regex
+        # match gives what the loop below would, and only an empty value can be wrong.
+        values = dict(zip(_KEYS, [value.strip() for value in canonical.groups()]))
+        if all(values.values()):
+            return values, None
+        return values, _field_error(list(_KEYS), values, len(_KEYS))
+    keys, values, n_lines = _field_lines(body)
+    return values, _field_error(keys, values, n_lines)
 
 
 def _field_lines(body: str) -> tuple[list[str], dict[str, str], int]:
@@ -273,14 +303,13 @@ def _name(value: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=8192)
 def _parse_text(text: str) -> ParsedAnswer:
-    body_start, body_end, think_end, tag_error = _scan_tags(text)
-    think = None
-    if think_end >= 0:
-        think = text[text.rfind(_THINK_OPEN, 0, think_end) + len(_THINK_OPEN):think_end].strip()
-    if body_start < 0:
+    body, think, tag_error = _scan_tags(text)
+    if think is not None:
+        think = think.strip()
+    if body is None:
         return ParsedAnswer(think=think, error=tag_error)
-    keys, values, n_lines = _field_lines(text[body_start:body_end])
-    error = tag_error or _field_error(keys, values, n_lines)
+    values, field_error = _fields(body)
+    error = tag_error or field_error
     coords_text = values.get("coordinates") or ""
     pair = parse_coordinates(coords_text, strict=True)
     if pair is None:

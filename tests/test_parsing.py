@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geo_r_lite import degenerate
+from geo_r_lite import degenerate, parsing
 from geo_r_lite.degenerate import is_degenerate
 from geo_r_lite.parsing import ParsedAnswer, completion_text, parse_answer, parse_coordinates
 
@@ -324,3 +324,73 @@ def test_is_degenerate_equals_reference_at_edges(text):
                           max_size=30).map("".join)))
 def test_is_degenerate_equals_reference_on_random_text(text):
     assert is_degenerate(text) is _reference_is_degenerate(text)
+
+
+FIELD_LINES = [
+    "Continent: Europe", "Country: France", "Region: Normandy", "City: Rouen",
+    "Coordinates: (49.44, 1.1)",
+]
+
+
+@pytest.mark.parametrize(
+    "text, format_ok, error_part, think",
+    [
+        pytest.param("\u00a0" + THINK + "\u2028" + answer() + "\u3000", True, None,
+                     THINK[8:-10], id="unicode-blanks-outside-are-blank"),
+        pytest.param(THINK.rstrip() + answer(), True, None, THINK[8:-10], id="no-gap-between-blocks"),
+        pytest.param(THINK + " ok " + answer(), False, "outside", THINK[8:-10],
+                     id="text-between-think-and-answer"),
+        pytest.param("Sure " + answer(), False, "outside", None, id="text-before-answer-only"),
+        pytest.param(THINK + answer().replace("\n", "\r\n"), True, None, THINK[8:-10],
+                     id="crlf-lines"),
+        pytest.param(THINK + answer(region=" "), False, "missing field(s): region", THINK[8:-10],
+                     id="blank-value-in-prompt-layout"),
+        pytest.param("<think></think><answer></answer>", False,
+                     "missing field(s): continent, country, region, city, coordinates", "",
+                     id="empty-blocks"),
+        pytest.param("no tags at all", False, "no <answer>", None, id="no-tags"),
+        pytest.param("<think>a</think><think>b</think>" + answer(), False, "think", None,
+                     id="two-thinks-no-think-text"),
+    ],
+)
+def test_parse_answer_layouts(text, format_ok, error_part, think):
+    parsed = parse_answer(text)
+    assert parsed.format_ok is format_ok
+    assert parsed.think == think
+    if error_part is None:
+        assert parsed.error is None
+    else:
+        assert error_part in parsed.error
+
+
+def _fields_by_line_loop(body: str):
+    keys, values, n_lines = parsing._field_lines(body)
+    return values, parsing._field_error(keys, values, n_lines)
+
+
+LINE_PIECES = [*FIELD_LINES, "Continent:", "Coordinates: 48:51 N, 2:21 E", "CITY: Paris",
+               " Region : x", "Confidence: high", "", " ", "\t", "\r", "\u00a0"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(LINE_PIECES), st.text(max_size=6)), max_size=8),
+       st.sampled_from(["", "\n"]), st.sampled_from(["", "\n", "\n "]))
+def test_prompt_layout_fast_path_equals_line_loop(lines, head, tail):
+    """The regex for the prompt's own answer layout must give what the general line loop gives."""
+    body = head + "\n".join(lines) + tail
+    assert parsing._fields(body) == _fields_by_line_loop(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("\n" + "\n".join(FIELD_LINES) + "\n", id="prompt-layout"),
+        pytest.param("\n".join(FIELD_LINES), id="prompt-layout-without-newlines-at-ends"),
+        pytest.param("\n" + "\n".join(FIELD_LINES).replace("Rouen", "") + "\n",
+                     id="prompt-layout-empty-city"),
+        pytest.param("\n".join(FIELD_LINES[::-1]), id="reversed-order"),
+        pytest.param("\n".join([*FIELD_LINES, FIELD_LINES[0]]), id="duplicate-line"),
+    ],
+)
+def test_prompt_layout_fast_path_equals_line_loop_on_examples(body):
+    assert parsing._fields(body) == _fields_by_line_loop(body)
