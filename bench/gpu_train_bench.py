@@ -43,8 +43,11 @@ TOKEN_FIELDS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pa
                 "vision_token_id": "<|vision_pad|>", "eos_token_id": "<|im_end|>", "bos_token_id": "<|endoftext|>"}
 
 
-def build_random_model(size: str, folder: Path) -> Path:
-    """Random bf16 Qwen2-VL of the real config in ``folder``, with the tiny model's processor."""
+def build_random_model(size: str, folder: Path, device: str = "cuda") -> Path:
+    """Random bf16 Qwen2-VL of the real config in ``folder``, with the tiny model's processor.
+
+    Initialised on ``device`` (the GPU: a 7B model initialises in seconds there, minutes on a CPU).
+    """
     import torch
     from transformers import AutoTokenizer, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
@@ -58,7 +61,7 @@ def build_random_model(size: str, folder: Path) -> Path:
     values["pad_token_id"] = tokenizer.pad_token_id
     config = Qwen2VLConfig(**values)
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
     model.generation_config.eos_token_id = values["eos_token_id"]
     model.generation_config.pad_token_id = values["pad_token_id"]
