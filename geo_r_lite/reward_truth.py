@@ -48,6 +48,11 @@ def true_latlons(columns: dict, n: int, reward: str) -> list[tuple[float, float]
                          f"got {sorted(k for k in columns if not k.startswith('_'))}")
     pairs, bad = [], 0
     for lat, lon in zip(_column(columns, "lat", n, reward), _column(columns, "lon", n, reward)):
+        # Plain in-range floats (NaN fails the comparison), the usual case, need no conversion.
+        if (type(lat) is float and type(lon) is float
+                and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+            pairs.append((lat, lon))
+            continue
         lat, lon = _true_coord(lat), _true_coord(lon)
         if lat is None or lon is None:
             pairs.append(None)
