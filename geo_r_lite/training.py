@@ -56,6 +56,30 @@ def make_sampler(cfg: Config):
     return DiversitySampler.from_config(s)
 
 
+def generate_in_eval_mode(model) -> None:
+    """Make ``model.generate`` run in eval mode (then restore the mode), in place.
+
+    GRPOTrainer generates with the model in training mode. With gradient checkpointing on (our
+    memory default on the hf backend), transformers' decoder layers then drop the KV cache while
+    ``generate`` still feeds one new token per step, so every token after the first is produced
+    without context: garbage completions. Unsloth switches to inference mode by itself.
+    """
+    if getattr(model, "_geo_r_lite_eval_generate", False):
+        return
+    train_generate = model.generate
+
+    def generate(*args, **kwargs):
+        was_training = model.training
+        model.eval()
+        try:
+            return train_generate(*args, **kwargs)
+        finally:
+            model.train(was_training)
+
+    model.generate = generate
+    model._geo_r_lite_eval_generate = True
+
+
 def fill_sampler(sampler, records) -> int:
     """Stream ``records`` into the sampler (single pass, memory O(capacity)); return the count."""
     seen = sampler.consume(records)
@@ -134,6 +158,8 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
     # vLLM's SamplingParams (Unsloth fast_inference) has no suppress_tokens; real models practically
     # never sample a vision placeholder, the tiny random test model does.
     suppress = [] if cfg.model.fast_inference else vision_token_ids(loaded.processor)
+    if loaded.backend == "hf":
+        generate_in_eval_mode(loaded.model)
     stage_dir = stage_output_dir(cfg, "grpo")
     own = make_callbacks(pool=pool, sampler=sampler, feedback=feedback, log_path=stage_dir / "metrics.jsonl",
                          samples_path=stage_dir / "samples.jsonl", sample_every=cfg.train.sample_every)

@@ -267,3 +267,34 @@ def test_cli_rejects_stray_arguments():
 
     with pytest.raises(SystemExit, match="unknown arguments: --fast"):
         train.cli(["--fast"])
+
+
+def test_grpo_generation_keeps_its_context_under_gradient_checkpointing(tiny_model_dir, solid_image):
+    """Training-mode generate with checkpointing drops the KV cache: tokens after the first lose context."""
+    import torch
+
+    from geo_r_lite.config import ModelConfig
+    from geo_r_lite.model import load_model
+    from geo_r_lite.prompts import build_prompt
+    from geo_r_lite.training import generate_in_eval_mode
+
+    loaded = load_model(ModelConfig(name=str(tiny_model_dir), backend="hf", gradient_checkpointing=True), seed=0)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a LoRA far from zero, so that the output depends on the context
+        for p in loaded.model.parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.5)
+    proc, model = loaded.processor, loaded.model
+    text = proc.apply_chat_template(build_prompt(), add_generation_prompt=True, tokenize=False)
+    inputs = proc(text=[text], images=[solid_image(size=(112, 112))], return_tensors="pt")
+
+    def greedy():
+        with torch.no_grad():
+            return model.generate(**inputs, max_new_tokens=10, do_sample=False)[0].tolist()
+
+    model.eval()
+    reference = greedy()
+    model.train()
+    assert greedy() != reference, "the failure this guards against is not reproduced any more"
+    generate_in_eval_mode(model)
+    assert greedy() == reference and model.training, "same tokens as inference, training mode restored"
