@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from geo_r_lite.degenerate import is_degenerate
 from geo_r_lite.prompts import FIELDS
 
-__all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates"]
+__all__ = ["ParsedAnswer", "completion_text", "parse_answer", "parse_coordinates", "parse_many"]
 
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
@@ -178,10 +178,13 @@ def parse_coordinates(value: str, strict: bool = True) -> tuple[float, float] | 
     unless hemisphere letters say so).
     """
     if strict:
-        value = " ".join(value.split()) if len(value) <= _COORDS_SEARCH_CHARS else ""
-        if not value or len(value) > _COORDS_MAX_CHARS:
-            return None
-        plain = _COORDS_PLAIN.fullmatch(value)
+        # The canonical form has no blanks to collapse: try it before normalising.
+        plain = _COORDS_PLAIN.fullmatch(value) if len(value) <= _COORDS_MAX_CHARS else None
+        if plain is None:
+            value = " ".join(value.split()) if len(value) <= _COORDS_SEARCH_CHARS else ""
+            if not value or len(value) > _COORDS_MAX_CHARS:
+                return None
+            plain = _COORDS_PLAIN.fullmatch(value)
         if plain:
             return _in_range(float(plain[1]), float(plain[2]))
         match = _COORDS_STRICT.fullmatch(value)
@@ -330,3 +333,9 @@ def parse_answer(text_or_completion) -> ParsedAnswer:
     Results are cached by text, so several rewards over one batch parse each completion once.
     """
     return _parse_text(completion_text(text_or_completion))
+
+
+def parse_many(completions) -> list[ParsedAnswer]:
+    """``parse_answer`` of each completion of a batch (strings skip ``completion_text``)."""
+    return [_parse_text(c) if type(c) is str else _parse_text(completion_text(c))
+            for c in completions]

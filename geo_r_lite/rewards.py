@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from geo_r_lite.geo import haversine_km, lookup_many
-from geo_r_lite.parsing import ParsedAnswer, parse_answer
+from geo_r_lite.parsing import ParsedAnswer, parse_answer, parse_many
 from geo_r_lite.places import match_city, match_continent, match_country, match_region
 from geo_r_lite.reward_truth import TRUTH_COLUMNS, place_label, true_latlons, true_place_fields
 
@@ -176,7 +176,7 @@ class _Reward:
         self.__name__ = self.name
 
     def __call__(self, completions, **columns) -> list[float | None]:
-        return self.score_batch([parse_answer(c) for c in completions], columns)
+        return self.score_batch(parse_many(completions), columns)
 
     def score_batch(self, parsed: list[ParsedAnswer], columns: dict) -> list[float | None]:
         raise NotImplementedError

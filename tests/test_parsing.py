@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 
 from geo_r_lite import degenerate, parsing
 from geo_r_lite.degenerate import is_degenerate
-from geo_r_lite.parsing import ParsedAnswer, completion_text, parse_answer, parse_coordinates
+from geo_r_lite.parsing import (
+    ParsedAnswer,
+    completion_text,
+    parse_answer,
+    parse_coordinates,
+    parse_many,
+)
 
 THINK = "<think>\nBlue street signs in French and Haussmann facades.\n</think>\n"
 
@@ -394,3 +400,22 @@ def test_prompt_layout_fast_path_equals_line_loop(lines, head, tail):
 )
 def test_prompt_layout_fast_path_equals_line_loop_on_examples(body):
     assert parsing._fields(body) == _fields_by_line_loop(body)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        pytest.param("(0." + "0" * 90 + "1, 2.0)", None, id="plain-but-longer-than-80-chars"),
+        pytest.param("(48.85,  2.35)", (48.85, 2.35), id="plain-after-collapsing-blanks"),
+        pytest.param("(48.85, 2.35) ", (48.85, 2.35), id="plain-with-trailing-blank"),
+        pytest.param("(48.85, 182.0)", None, id="plain-out-of-range"),
+    ],
+)
+def test_parse_coordinates_plain_form(value, expected):
+    result = parse_coordinates(value)
+    assert result == pytest.approx(expected) if expected is not None else result is None
+
+
+def test_parse_many_equals_parse_answer_per_completion():
+    batch = [GOOD, [{"role": "assistant", "content": GOOD}], "junk", None, THINK + answer("1, 2")]
+    assert parse_many(batch) == [parse_answer(c) for c in batch]
