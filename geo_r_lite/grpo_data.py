@@ -211,6 +211,7 @@ class RewardFeedback:
         if len(ids) % g:
             raise RuntimeError(f"reward batch of {len(ids)} completions is not a whole number of groups of {g}")
         totals = [self._total(scores_by_func, k) for k in range(len(ids))]
+        lats, lons = kwargs.get("lat"), kwargs.get("lon")
         groups = []
         for start in range(0, len(ids), g):
             group_ids = set(ids[start:start + g])
@@ -218,7 +219,10 @@ class RewardFeedback:
                 raise RuntimeError(f"a group of {g} completions mixes samples {sorted(group_ids)}: GRPO groups broken")
             rewards = [t for t in totals[start:start + g] if t is not None]
             if self.sampler is not None and rewards:
-                self.hotspots_added += bool(self.sampler.report_rewards(ids[start], rewards))
+                # The row's own coordinates locate a sample already evicted from the pool by a
+                # refresh between its generation and this feedback.
+                latlon = (float(lats[start]), float(lons[start])) if lats is not None and lons is not None else None
+                self.hotspots_added += bool(self.sampler.report_rewards(ids[start], rewards, latlon=latlon))
             self.groups_reported += 1
             groups.append(start)
         log_metric = kwargs.get("log_metric")

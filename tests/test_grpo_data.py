@@ -41,7 +41,7 @@ class FakeSampler:
     def items(self):
         return list(self.records)
 
-    def report_rewards(self, record_id, rewards):
+    def report_rewards(self, record_id, rewards, latlon=None):
         self.reports.append((record_id, list(rewards)))
         if all(r > self.threshold for r in rewards):
             self.records = [r for r in self.records if r.id != record_id]
@@ -140,6 +140,18 @@ def test_feedback_reports_weighted_group_totals_and_keeps_names():
     assert feedback.hotspots_added == 1 and [r.id for r in sampler.records] == ["r1"]
     assert metrics["parse_failure_rate"] == pytest.approx(0.5)
     assert feedback.recent[-1]["id"] == "r1" and len(feedback.recent[-1]["completions"]) == 2
+
+
+def test_saturated_sample_no_longer_pooled_still_becomes_a_hotspot():
+    from geo_r_lite.sampler import DiversitySampler
+
+    sampler = DiversitySampler(capacity=4, hotspot_radius_km=200.0, saturation_threshold=0.9)
+    sampler.add(_record(5))  # r0 itself was evicted (never pooled here): only its row knows where it is
+    feedback = RewardFeedback([_named("a_reward", [1.0, 1.0])], [1.0], sampler, num_generations=2)
+    feedback.funcs[0](completions=[WELL_FORMED] * 2, id=["r0", "r0"], lat=[48.0, 48.0], lon=[2.0, 2.0])
+    assert feedback.hotspots_added == 1
+    assert sampler.stats["hotspots"] == 1
+    assert not sampler.add(_record(0)), "a record at the hotspot is dropped"
 
 
 def test_feedback_refuses_a_group_that_mixes_samples():
