@@ -85,6 +85,13 @@ def _check_eval_data(cfg: Config) -> None:
         raise DataError(f"eval.data yields no usable record; {hint}")
 
 
+def _rank() -> int:
+    """This process's rank in a torchrun / accelerate launch (0 when run plainly)."""
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 def main(cfg: Config) -> dict:
     """Run the configured stages; return a summary (folders, counts, eval metrics)."""
     # ---- backend: Unsloth must be imported before trl/transformers/peft
@@ -92,7 +99,10 @@ def main(cfg: Config) -> dict:
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _log_to_file(out / "train.log")
-    save_config(cfg, out)
+    # Under a multi-process launch every rank runs this; only the first writes the run's files.
+    main_process = _rank() == 0
+    if main_process:
+        save_config(cfg, out)
     logger.info("run folder %s, backend %s (%s), stages %s", out, backend, reason, cfg.train.stages)
 
     from transformers import set_seed
@@ -123,7 +133,8 @@ def main(cfg: Config) -> dict:
         logger.info("resume: the sampler comes from the GRPO checkpoint; the data is not streamed again")
     else:
         seen = fill_sampler(sampler, iter_records(cfg.data, stats))
-        _save_data_summary(stats, seen, out / "data_summary.json")
+        if main_process:
+            _save_data_summary(stats, seen, out / "data_summary.json")
 
     # ---- model: a finished SFT stage of an interrupted run is the GRPO starting point
     model_cfg = cfg.model
@@ -144,10 +155,11 @@ def main(cfg: Config) -> dict:
 
     # ---- save: the run's adapter, sampler state and data summary (image skips included)
     final = out / "adapter"
-    if adapter is not None:
-        shutil.copytree(adapter, final, dirs_exist_ok=True)
-    sampler.save(out / "sampler_state.json")
-    _save_data_summary(stats, seen, out / "data_summary.json")
+    if main_process:
+        if adapter is not None:
+            shutil.copytree(adapter, final, dirs_exist_ok=True)
+        sampler.save(out / "sampler_state.json")
+        _save_data_summary(stats, seen, out / "data_summary.json")
     summary = {"output_dir": str(out), "records_streamed": seen, "skipped": stats.as_dict()["by_reason"],
                "adapter": str(final) if adapter is not None else None}
 
@@ -157,7 +169,7 @@ def main(cfg: Config) -> dict:
 
         eval_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, adapter=summary["adapter"]))
         summary["eval"] = run_evaluation(eval_cfg, loaded)
-    if cfg.train.merge_weights:
+    if cfg.train.merge_weights and main_process:
         summary["merged"] = str(save_merged(loaded, out / "merged"))
     logger.info("done: %s", summary)
     return summary

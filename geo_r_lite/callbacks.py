@@ -53,12 +53,12 @@ def make_callbacks(*, pool=None, sampler=None, feedback=None, log_path: Path | N
     class SamplerCheckpointCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if state.is_world_process_zero and folder.is_dir():
                 sampler.save(folder / SAMPLER_STATE_FILE)
 
     class JsonlLogCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs:
+            if logs and state.is_world_process_zero:
                 _append_jsonl(log_path, {"step": state.global_step, **logs})
 
     class SampleLogCallback(TrainerCallback):

@@ -104,8 +104,9 @@ def _resume_point(cfg: Config, stage: str, resume: bool) -> str | None:
 
 
 def _save_adapter(trainer, loaded, folder: Path) -> Path:
-    trainer.save_model(str(folder))
-    loaded.processor.save_pretrained(str(folder))
+    trainer.save_model(str(folder))  # writes on the main process only
+    if trainer.is_world_process_zero():
+        loaded.processor.save_pretrained(str(folder))
     logger.info("saved LoRA adapter to %s", folder)
     return folder
 
