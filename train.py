@@ -9,7 +9,7 @@
 The run folder (``train.output_dir``) holds the resolved ``config.yaml``, ``data_summary.json``
 (rows skipped, by reason), ``train.log``, per stage ``<stage>/metrics.jsonl`` and checkpoints
 (optimizer, scheduler, RNG and sampler state), ``grpo/samples.jsonl`` (completions with their
-reasoning), ``sampler_state.json``, the final LoRA ``adapter/`` (``merged/`` when
+reasoning), ``sampler_state.json`` (pool images stored once in ``sampler_images/``), the final LoRA ``adapter/`` (``merged/`` when
 ``train.merge_weights``) and ``eval/`` when ``eval.enabled``.
 
 Deviations from Geo-R (arXiv 2601.00388), all to fit one consumer GPU or a hobbyist's data:
@@ -107,6 +107,7 @@ def main(cfg: Config) -> dict:
 
     from transformers import set_seed
 
+    from geo_r_lite.callbacks import SAMPLER_IMAGES_DIR, SAMPLER_STATE_FILE
     from geo_r_lite.records import SkipStats
     from geo_r_lite.sources import iter_records
     from geo_r_lite.training import (
@@ -158,7 +159,7 @@ def main(cfg: Config) -> dict:
     if main_process:
         if adapter is not None:
             shutil.copytree(adapter, final, dirs_exist_ok=True)
-        sampler.save(out / "sampler_state.json")
+        sampler.save(out / SAMPLER_STATE_FILE, image_store=out / SAMPLER_IMAGES_DIR)
         _save_data_summary(stats, seen, out / "data_summary.json")
     summary = {"output_dir": str(out), "records_streamed": seen, "skipped": stats.as_dict()["by_reason"],
                "adapter": str(final) if adapter is not None else None}

@@ -23,6 +23,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 SAMPLER_STATE_FILE = "sampler_state.json"
+# Beside the stage folders: every checkpoint's sampler state points into this one image store.
+SAMPLER_IMAGES_DIR = "sampler_images"
 
 
 def _json_safe(value):
@@ -54,7 +56,8 @@ def make_callbacks(*, pool=None, sampler=None, feedback=None, log_path: Path | N
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_world_process_zero and folder.is_dir():
-                sampler.save(folder / SAMPLER_STATE_FILE)
+                sampler.save(folder / SAMPLER_STATE_FILE,
+                             image_store=Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
 
     class JsonlLogCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):

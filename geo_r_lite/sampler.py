@@ -27,7 +27,9 @@ steps.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -276,18 +278,35 @@ class DiversitySampler:
         self._stats = Counter(state["stats"])
         self._hotspots.extend(zip(*state["hotspots"]))
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``state_dict()`` as JSON (atomically: a crash never leaves half a file)."""
+    def save(self, path: str | os.PathLike, image_store: str | os.PathLike | None = None) -> Path:
+        """Write ``state_dict()`` as JSON (atomically: a crash never leaves half a file).
+
+        ``image_store``: a folder where the raw image bytes of pooled records (streamed sources
+        have no file to point at) are written once, named by content hash, and referenced from
+        the JSON by a path relative to it. Checkpoints then share one copy of the pool's images
+        instead of each embedding them all (hundreds of MB at capacity 2000).
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        state = self.state_dict()
+        if image_store is not None:
+            _store_images(state, Path(image_store), path.parent)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.state_dict()), encoding="utf-8")
+        tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, path)
         return path
 
     def load(self, path: str | os.PathLike) -> DiversitySampler:
-        """Restore from a ``save``d file; returns self."""
-        self.load_state_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """Restore from a ``save``d file; images kept in an image store are read back as bytes,
+        so the restored sampler equals the saved one exactly."""
+        path = Path(path)
+        state = json.loads(path.read_text(encoding="utf-8"))
+        for _, _, record in state["pool"]["heap"]:
+            stored = (record.get("image") or {}).get("stored")
+            if stored is not None:
+                data = (path.parent / stored).read_bytes()
+                record["image"] = {"bytes": base64.b64encode(data).decode("ascii")}
+        self.load_state_dict(state)
         return self
 
 
@@ -307,6 +326,22 @@ def _as_float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def _store_images(state: dict[str, Any], store: Path, state_dir: Path) -> None:
+    """Move the pool's raw image bytes out of ``state`` into ``store`` (once per content)."""
+    store.mkdir(parents=True, exist_ok=True)
+    for _, _, record in state["pool"]["heap"]:
+        image = record.get("image") or {}
+        if "bytes" not in image:
+            continue
+        data = base64.b64decode(image["bytes"])
+        target = store / f"{hashlib.sha1(data).hexdigest()}.bin"
+        if not target.is_file():
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        record["image"] = {"stored": os.path.relpath(target, state_dir)}
 
 
 def _record_to_state(record: Any) -> dict[str, Any]:

@@ -315,3 +315,24 @@ def test_save_and_restore_is_exact(tmp_path, yfcc26k):
     assert resumed.state_dict() == original.state_dict()
     assert resumed.items() == original.items()
     assert resumed.stats == original.stats
+
+
+def test_image_store_keeps_checkpoints_small_and_resumes_the_same_images(tmp_path):
+    blobs = {str(i): bytes([i % 251]) * 50_000 for i in range(40)}  # 50 kB "JPEGs" from a stream
+    stream = [GeoRecord(key, 10.0 + 0.5 * i, 20.0, blob, country_code=f"C{i % 7}")
+              for i, (key, blob) in enumerate(blobs.items())]
+    sampler = DiversitySampler(capacity=16, seed=5)
+    sampler.consume(stream)
+    store = tmp_path / "sampler_images"
+    first = sampler.save(tmp_path / "checkpoint-1" / "state.json", image_store=store)
+    second = sampler.save(tmp_path / "checkpoint-2" / "state.json", image_store=store)
+
+    assert len(list(store.iterdir())) == len(sampler) == 16, "one stored copy per pooled image"
+    assert first.stat().st_size < 20_000, "the state no longer embeds the images"
+    inline = sampler.save(tmp_path / "inline.json")
+    assert inline.stat().st_size > 16 * 50_000, "without a store the images stay embedded"
+
+    for path in (first, second):
+        resumed = DiversitySampler(capacity=1, seed=0).load(path)
+        assert resumed.state_dict() == sampler.state_dict(), "exactly the saved sampler, images included"
+        assert [r.image for r in resumed.items()] == [blobs[r.id] for r in sampler.items()]
