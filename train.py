@@ -40,6 +40,7 @@ from pathlib import Path
 
 from geo_r_lite.config import Config, load_config, save_config, split_cli
 from geo_r_lite.model import load_model, prepare_backend
+from geo_r_lite.predictions import shard_from_env
 
 logger = logging.getLogger("train")
 
@@ -85,13 +86,6 @@ def _check_eval_data(cfg: Config) -> None:
         raise DataError(f"eval.data yields no usable record; {hint}")
 
 
-def _rank() -> int:
-    """This process's rank in a torchrun / accelerate launch (0 when run plainly)."""
-    import os
-
-    return int(os.environ.get("RANK", "0"))
-
-
 def main(cfg: Config) -> dict:
     """Run the configured stages; return a summary (folders, counts, eval metrics)."""
     # ---- backend: Unsloth must be imported before trl/transformers/peft
@@ -100,7 +94,7 @@ def main(cfg: Config) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     _log_to_file(out / "train.log")
     # Under a multi-process launch every rank runs this; only the first writes the run's files.
-    main_process = _rank() == 0
+    main_process = shard_from_env()[0] == 0  # RANK of a torchrun / accelerate launch
     if main_process:
         save_config(cfg, out)
     logger.info("run folder %s, backend %s (%s), stages %s", out, backend, reason, cfg.train.stages)

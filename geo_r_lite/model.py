@@ -56,12 +56,9 @@ def cuda_available() -> bool:
 
 def world_size() -> int:
     """Number of processes of a distributed launch (1 when run plainly)."""
-    import os
+    from .predictions import shard_from_env  # one reader of RANK / WORLD_SIZE for the project
 
-    try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    except ValueError:
-        return 1
+    return shard_from_env()[1]
 
 
 def resolve_backend(requested: str) -> tuple[str, str]:
@@ -237,7 +234,7 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     model = get_peft_model(model, lora_config(cfg))
     return model, processor
