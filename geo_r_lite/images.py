@@ -2,7 +2,8 @@
 
 ``load_image`` accepts what the sources produce (a path, encoded bytes, a PIL image, or a
 Hugging Face image dict ``{"bytes": ..., "path": ...}``), applies the EXIF orientation, converts to
-RGB and resizes to the pixel budget keeping the aspect ratio. A bad image raises ``ImageError``
+RGB and resizes to the pixel budget keeping the aspect ratio, to sides the model's processor will not
+resize again (``fit_size``). A bad image raises ``ImageError``
 whose ``reason`` is one of ``missing_image``, ``corrupt_image``, ``truncated_image`` (the same names
 ``SkipStats`` counts). ``iter_loaded`` does this over a record stream, skipping and counting bad
 images, for use after sampling (decoding before sampling would hold pixels of rows never used).
@@ -97,44 +98,68 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def fit_size(width: int, height: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """(width, height) scaled, aspect ratio kept, so width * height lies in [min, max] pixels.
+# Qwen2-VL and Qwen2.5-VL see an image as 14 px patches merged 2 x 2: sides must be multiples of 28.
+PIXEL_STEP = 28
+# Qwen's processors refuse images more elongated than this.
+MAX_ASPECT = 200
 
-    The maximum always holds (it bounds memory); the minimum can be missed only when the range is
-    narrower than one row of pixels, where no whole-pixel size fits both.
+
+def fit_size(width: int, height: int, min_pixels: int, max_pixels: int,
+             step: int = PIXEL_STEP) -> tuple[int, int]:
+    """(width, height), both multiples of ``step``, area in [min_pixels, max_pixels], aspect kept.
+
+    The same rule as the Qwen-VL processors' ``smart_resize`` (round to the step, then floor under
+    the maximum or ceil over the minimum), so a processor with this budget (or a wider one, such
+    as vLLM's defaults) leaves the image as it is and counts the same image tokens as training did.
+    The maximum always holds; the minimum is missed only when no multiple of ``step`` fits both
+    bounds. Shapes more elongated than ``MAX_ASPECT`` are cut to it (the processors refuse them).
     """
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels {min_pixels} > max_pixels {max_pixels}")
-    area = width * height
-    if min_pixels <= area <= max_pixels:
-        return width, height
-    scale = math.sqrt((max_pixels if area > max_pixels else min_pixels) / area)
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    # Rounding may cross a bound by a row or column; step back inside it.
-    while new_w * new_h > max_pixels and max(new_w, new_h) > 1:
-        if new_w >= new_h:
-            new_w -= 1
+    if max_pixels < step * step:
+        raise ValueError(f"max_pixels {max_pixels} is below one {step} x {step} patch")
+    width, height = max(1, width), max(1, height)
+    w_bar = max(step, round(width / step) * step)
+    h_bar = max(step, round(height / step) * step)
+    if w_bar * h_bar > max_pixels:
+        beta = math.sqrt(width * height / max_pixels)
+        w_bar = max(step, math.floor(width / beta / step) * step)
+        h_bar = max(step, math.floor(height / beta / step) * step)
+    elif w_bar * h_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (width * height))
+        w_bar = math.ceil(width * beta / step) * step
+        h_bar = math.ceil(height * beta / step) * step
+    def fits(w: int, h: int) -> bool:
+        return w * h <= max_pixels and max(w, h) <= MAX_ASPECT * min(w, h)
+
+    # Elongated shapes: one side stuck at one step can leave the other too long for the maximum
+    # or the aspect limit; shorten the long side, one step at a time.
+    while not fits(w_bar, h_bar):
+        if w_bar >= h_bar:
+            w_bar -= step
         else:
-            new_h -= 1
-    while new_w * new_h < min_pixels:
-        if new_w <= new_h and (new_w + 1) * new_h <= max_pixels:
-            new_w += 1
-        elif new_w * (new_h + 1) <= max_pixels:
-            new_h += 1
-        elif (new_w + 1) * new_h <= max_pixels:
-            new_w += 1
+            h_bar -= step
+    # Flooring both sides can drop below the minimum where one more step still fits.
+    while w_bar * h_bar < min_pixels:
+        if w_bar <= h_bar and fits(w_bar + step, h_bar):
+            w_bar += step
+        elif fits(w_bar, h_bar + step):
+            h_bar += step
+        elif fits(w_bar + step, h_bar):
+            w_bar += step
         else:
             break
-    return new_w, new_h
+    return w_bar, h_bar
 
 
-def load_image(ref: Any, min_pixels: int, max_pixels: int) -> Image.Image:
-    """Decoded RGB image, EXIF-oriented, resized so its area lies in [min_pixels, max_pixels].
+def load_image(ref: Any, min_pixels: int, max_pixels: int, step: int = PIXEL_STEP) -> Image.Image:
+    """Decoded RGB image, EXIF-oriented, resized by ``fit_size``: sides multiples of ``step`` (the
+    model's patch x merge size, ``geo_r_lite.model.pixel_step``), area in [min_pixels, max_pixels].
 
     Raises ``ImageError`` (reason ``missing_image``, ``corrupt_image`` or ``truncated_image``).
     """
     image = _to_rgb(_decode(_open(ref)))
-    size = fit_size(image.width, image.height, min_pixels, max_pixels)
+    size = fit_size(image.width, image.height, min_pixels, max_pixels, step)
     if size != image.size:
         image = image.resize(size, Image.Resampling.BICUBIC)
     return image
@@ -172,14 +197,14 @@ def exif_gps(ref: Any) -> tuple[float, float] | None:
 
 
 def iter_loaded(records: Iterable[GeoRecord], min_pixels: int, max_pixels: int,
-                stats: SkipStats | None = None) -> Iterator[GeoRecord]:
+                stats: SkipStats | None = None, step: int = PIXEL_STEP) -> Iterator[GeoRecord]:
     """Records with ``image`` replaced by the loaded PIL image; bad images skipped and counted.
 
     With ``stats.strict`` a bad image raises ``DataError`` naming the record.
     """
     for record in records:
         try:
-            image = load_image(record.image, min_pixels, max_pixels)
+            image = load_image(record.image, min_pixels, max_pixels, step)
         except ImageError as err:
             desc = f"record {record.id}"
             if record.meta.get("source"):

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
@@ -31,7 +31,8 @@ def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
 @pytest.mark.parametrize("size", [
     pytest.param((4000, 3000), id="large-photo-shrinks"),
     pytest.param((50, 40), id="thumbnail-grows"),
-    pytest.param((300, 200), id="inside-budget-unchanged"),
+    pytest.param((308, 196), id="inside-budget-on-the-grid-unchanged"),
+    pytest.param((300, 200), id="inside-budget-snapped-to-the-grid"),
     pytest.param((6000, 300), id="panorama"),
     pytest.param((1, 1), id="single-pixel"),
 ])
@@ -39,24 +40,48 @@ def test_load_image_fits_budget_keeping_aspect(size):
     image = load_image(_encode(_noise(*size)), MIN_PIXELS, MAX_PIXELS)
     assert image.mode == "RGB"
     assert MIN_PIXELS <= image.width * image.height <= MAX_PIXELS
-    if MIN_PIXELS <= size[0] * size[1] <= MAX_PIXELS:
+    assert image.width % 28 == 0 and image.height % 28 == 0
+    if size[0] % 28 == 0 and size[1] % 28 == 0 and MIN_PIXELS <= size[0] * size[1] <= MAX_PIXELS:
         assert image.size == size
     else:
-        # Aspect ratio kept up to one pixel of rounding on either side.
+        # Aspect ratio kept up to one grid step of rounding on either side.
         assert abs(image.width / image.height - size[0] / size[1]) <= (
-            size[0] / size[1]) * (1 / image.height + 1 / image.width) + 1e-9
+            size[0] / size[1]) * (28 / image.height + 28 / image.width) + 1e-9
+
+
+_budgets = st.tuples(st.integers(1, 400_000), st.integers(1, 400_000)).map(sorted)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 400_000),
-       st.integers(1, 400_000))
-def test_fit_size_respects_max_and_reaches_min_when_possible(width, height, a, b):
-    low, high = min(a, b), max(a, b)
-    new_w, new_h = fit_size(width, height, low, high)
+@given(st.integers(1, 5000), st.integers(1, 5000), _budgets, st.sampled_from([28, 32]))
+def test_fit_size_is_on_the_grid_under_the_maximum_and_stable(width, height, budget, step):
+    low, high = budget
+    high = max(high, step * step)
+    low = min(low, high)
+    new_w, new_h = fit_size(width, height, low, high, step)
     area = new_w * new_h
-    assert new_w >= 1 and new_h >= 1 and area <= high
-    # Below the minimum only when not even one more row or column would fit under the maximum.
-    assert area >= low or area + min(new_w, new_h) > high
+    assert new_w % step == 0 and new_h % step == 0 and new_w >= step and new_h >= step
+    assert area <= high and max(new_w, new_h) <= 200 * min(new_w, new_h)
+    # A size it made is a size it keeps (what the processor sees is what training saw).
+    assert fit_size(new_w, new_h, low, high, step) == (new_w, new_h) or area < low
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000),
+       st.tuples(st.integers(4 * 28 * 28, 300_000), st.integers(4 * 28 * 28, 300_000)).map(sorted),
+       st.sampled_from([28, 32]))
+def test_the_qwen_processors_resize_rule_leaves_our_sizes_unchanged(width, height, budget, step):
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    low, high = budget
+    assume(max(width, height) <= 100 * min(width, height))  # beyond that the aspect cap decides
+    if high < 2 * low:  # a budget narrower than that can leave no multiple of the step inside it
+        high = 2 * low
+    new_w, new_h = fit_size(width, height, low, high, step)
+    assert low <= new_w * new_h <= high
+    assert smart_resize(new_h, new_w, factor=step, min_pixels=low, max_pixels=high) == (new_h, new_w)
+    # vLLM processes the raw image again with the checkpoint's default budget: also unchanged.
+    assert smart_resize(new_h, new_w, factor=step, min_pixels=56 * 56, max_pixels=28 * 28 * 1280) == (new_h, new_w)
 
 
 def test_exif_orientation_is_applied():
@@ -64,19 +89,19 @@ def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6
     data = _encode(_noise(200, 100), exif=exif)
-    assert load_image(data, 1, 10**6).size == (100, 200)
+    assert load_image(data, 1, 10**6, step=1).size == (100, 200)
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16"])
 def test_any_mode_becomes_rgb(mode):
     image = Image.new(mode, (60, 50))
     fmt = "JPEG" if mode == "CMYK" else "PNG"
-    assert load_image(_encode(image, fmt), 1, 10**6).mode == "RGB"
+    assert load_image(_encode(image, fmt), 1, 10**6, step=1).mode == "RGB"
 
 
 def test_transparent_pixels_become_white():
     image = Image.new("RGBA", (10, 10), (255, 0, 0, 0))
-    assert load_image(_encode(image, "PNG"), 1, 10**6).getpixel((5, 5)) == (255, 255, 255)
+    assert load_image(_encode(image, "PNG"), 1, 10**6, step=1).getpixel((5, 5)) == (255, 255, 255)
 
 
 @pytest.mark.parametrize("ref", [
@@ -88,7 +113,7 @@ def test_transparent_pixels_become_white():
     pytest.param(lambda tmp: _file(tmp), id="pathlib-path"),
 ])
 def test_every_reference_kind_loads(ref, tmp_path):
-    assert load_image(ref(tmp_path), 1, 10**6).size == (64, 48)
+    assert load_image(ref(tmp_path), 1, 10**6, step=1).size == (64, 48)
 
 
 def _file(folder):
