@@ -122,7 +122,9 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 102
     tokenizer = _build_tokenizer(vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     # Pixel budget of the real processor's defaults would make tests slow; keep images small.
-    image_processor = Qwen2VLImageProcessor(min_pixels=16 * 28 * 28, max_pixels=64 * 28 * 28)
+    # A size dict, not min_pixels/max_pixels: given those, the constructor writes into the class's
+    # own default size dict, and every later Qwen2VLImageProcessor() in the process inherits it.
+    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": 16 * 28 * 28, "longest_edge": 64 * 28 * 28})
     video_processor = Qwen2VLVideoProcessor()
     processor = Qwen2VLProcessor(
         image_processor=image_processor,
