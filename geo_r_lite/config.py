@@ -44,6 +44,7 @@ class ModelConfig:
     gradient_checkpointing: bool = True
     adapter: str | None = None  # a saved LoRA adapter folder to start from / evaluate
     fast_inference: bool = False  # Unsloth's vLLM generation (Qwen2.5-VL only)
+    max_lora_rank: int | None = None  # vLLM's LoRA slot size with fast_inference (default: lora_r)
     gpu_memory_utilization: float = 0.5
     max_seq_length: int = 2048
 

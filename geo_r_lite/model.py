@@ -17,6 +17,7 @@ on a loaded processor is silently ignored by transformers 5.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,42 @@ class LoadedModel:
     backend: str  # "unsloth" or "hf"
     reason: str  # why this backend was used (for logs and run summaries)
     name_or_path: str
+
+
+def pixel_step(processor) -> int:
+    """Side multiple the processor's images must have: patch size x spatial merge (28 for Qwen2/2.5-VL).
+
+    ``geo_r_lite.images.load_image`` resizes to multiples of it, so the processor (and vLLM, which
+    processes the raw image again) keeps our size and counts the image tokens training counted.
+    """
+    image_processor = getattr(processor, "image_processor", processor)
+    patch, merge = getattr(image_processor, "patch_size", None), getattr(image_processor, "merge_size", None)
+    if not (isinstance(patch, int) and isinstance(merge, int)):
+        raise ModelLoadError(f"{type(image_processor).__name__} has no patch_size/merge_size: not a Qwen-VL processor")
+    return patch * merge
+
+
+def _model_chain(model):
+    """``model`` and the models it wraps (PeftModel -> LoraModel -> the transformers model)."""
+    seen = []
+    while model is not None and all(model is not m for m in seen):
+        seen.append(model)
+        model = getattr(model, "base_model", None) if not hasattr(model, "get_base_model") else model.get_base_model()
+    return seen
+
+
+def vllm_engine(model):
+    """The colocated vLLM engine Unsloth attached (``fast_inference=True``), or None.
+
+    Every Unsloth model has ``fast_generate``, engine or not (without one it raises), so only the
+    engine itself says that vLLM generates: for evaluation, for GRPO rollouts, and therefore
+    whether the vision placeholder tokens can be suppressed (vLLM's sampling has no such option).
+    """
+    for inner in _model_chain(model):
+        engine = getattr(inner, "vllm_engine", None)
+        if engine is not None:
+            return engine
+    return None
 
 
 def cuda_available() -> bool:
@@ -148,6 +185,9 @@ def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) ->
     backend, reason = prepare_backend(cfg)
     path = resolve_model_path(cfg.name)
     logger.info("loading %s with backend=%s (%s)", path, backend, reason)
+    if cfg.fast_inference and backend != "unsloth":
+        logger.warning("model.fast_inference needs the unsloth backend on a CUDA GPU (here: %s, %s): "
+                       "generating with transformers instead of vLLM", backend, reason)
     if backend == "unsloth":
         model, processor = _load_unsloth(path, cfg, for_training, seed)
     else:
@@ -162,16 +202,19 @@ def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
     model, unsloth_processor = FastVisionModel.from_pretrained(
         path,
         load_in_4bit=cfg.load_in_4bit,
+        dtype=None if cfg.dtype == "auto" else _torch_dtype(cfg.dtype, on_cuda=True),
         use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
         max_seq_length=cfg.max_seq_length,
         fast_inference=cfg.fast_inference,
         gpu_memory_utilization=cfg.gpu_memory_utilization,
+        **({"max_lora_rank": max_lora_rank(cfg)} if cfg.fast_inference else {}),
     )
     # Unsloth loads the processor with the model's default budget: swap in the budgeted one.
     unsloth_processor.image_processor = load_processor(path, cfg).image_processor
     unsloth_processor.tokenizer.padding_side = "left"
     if cfg.adapter:
         model = _attach_adapter(model, cfg.adapter, trainable=for_training)
+        _give_unsloth_its_peft_methods(model)
     elif for_training:
         model = FastVisionModel.get_peft_model(
             model,
@@ -191,6 +234,54 @@ def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
     else:
         FastVisionModel.for_inference(model)
     return model, unsloth_processor
+
+
+def _give_unsloth_its_peft_methods(model) -> None:
+    """Give a ``PeftModel.from_pretrained`` model what Unsloth's ``get_peft_model`` would have.
+
+    Unsloth adds ``load_lora`` (how vLLM receives the LoRA: without it vLLM generates from the
+    base weights, for evaluation and GRPO rollouts alike) and binds its save functions to the
+    PeftModel only in ``get_peft_model``. A saved adapter must get them too, or fail loudly.
+    """
+    from unsloth.models._utils import patch_peft_fast_inference
+    from unsloth.save import patch_saving_functions
+
+    patch_saving_functions(model, vision=True)
+    patch_peft_fast_inference(model)
+    if vllm_engine(model) is not None and not hasattr(model, "load_lora"):
+        raise ModelLoadError("this Unsloth version gives the loaded adapter no load_lora, so vLLM would ignore it; "
+                             "set model.fast_inference=false")
+
+
+# The LoRA ranks vLLM can reserve a slot for.
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def adapter_rank(adapter: str | None) -> int | None:
+    """The LoRA rank ``r`` a saved adapter folder was trained with (None without one)."""
+    if not adapter:
+        return None
+    path = Path(adapter) / "adapter_config.json"
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["r"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelLoadError(f"model.adapter={adapter!r}: cannot read its LoRA rank from {path} ({err})") from None
+
+
+def max_lora_rank(cfg: ModelConfig) -> int:
+    """vLLM's LoRA slot size for ``fast_inference``: ``model.max_lora_rank``, else the smallest slot
+    vLLM offers that holds ``model.lora_r`` (or the saved adapter's rank)."""
+    rank = max(cfg.lora_r, adapter_rank(cfg.adapter) or 0)
+    if cfg.max_lora_rank is not None:
+        if cfg.max_lora_rank < rank:
+            raise ModelLoadError(f"LoRA rank {rank} exceeds model.max_lora_rank={cfg.max_lora_rank}, vLLM's LoRA "
+                                 "rank limit with fast_inference: raise model.max_lora_rank or leave it unset")
+        return cfg.max_lora_rank
+    for slot in VLLM_LORA_RANKS:
+        if slot >= rank:
+            return slot
+    raise ModelLoadError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]}): lower model.lora_r "
+                         "or set model.fast_inference=false")
 
 
 def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
@@ -223,21 +314,48 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
             "(HF_HUB_OFFLINE=1 only works with a model already in the cache)."
         ) from err
     processor = load_processor(path, cfg)
-    if cfg.adapter:
-        return _attach_adapter(model, cfg.adapter, trainable=for_training), processor
     if not for_training:
-        return model, processor
+        return (_attach_adapter(model, cfg.adapter, trainable=False) if cfg.adapter else model), processor
+    non_reentrant = {"use_reentrant": False}
     if quantized:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=non_reentrant)
     elif cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    from peft import get_peft_model
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)
+    _drop_input_grad_hooks(model)
+    if cfg.adapter:  # continue training a saved adapter (e.g. GRPO after a finished SFT stage)
+        model = _attach_adapter(model, cfg.adapter, trainable=True)
+    else:
+        from peft import get_peft_model
 
-    model = get_peft_model(model, lora_config(cfg))
+        model = get_peft_model(model, lora_config(cfg))
+    _drop_input_grad_hooks(model)
     return model, processor
+
+
+# Names of the hook functions transformers (make_inputs_require_grads) and peft
+# (make_inputs_require_grad) register to make embedding outputs require grad.
+_INPUT_GRAD_HOOKS = ("make_inputs_require_grads", "make_inputs_require_grad")
+
+
+def _drop_input_grad_hooks(model) -> None:
+    """Remove the "inputs require grad" hooks transformers and peft add with checkpointing.
+
+    They exist for reentrant checkpointing, which we do not use (non-reentrant needs no grad on
+    its inputs). transformers puts one on every input embedding, the vision tower's patch
+    embedding included: with language-only LoRA the whole frozen vision tower would then build a
+    graph and be backpropagated through, for nothing.
+    """
+    # Each enable_input_require_grads call forgets the handles of the previous one, so
+    # disable_input_require_grads alone can leave hooks behind: remove them by what they are.
+    for module in model.modules():
+        for key, hook in list(module._forward_hooks.items()):
+            if getattr(hook, "__name__", "") in _INPUT_GRAD_HOOKS:
+                del module._forward_hooks[key]
+        if getattr(module, "_require_grads_hooks", None):
+            module._require_grads_hooks = []
 
 
 def lora_config(cfg: ModelConfig):
@@ -264,6 +382,32 @@ def _attach_adapter(model, adapter: str, *, trainable: bool):
         raise ModelLoadError(f"model.adapter={adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
     logger.info("loading LoRA adapter %s (trainable=%s)", adapter, trainable)
     return PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+
+
+def merge_adapter(cfg: ModelConfig, adapter: str | Path, folder: str | Path) -> Path:
+    """Save base + LoRA merged into full-precision weights (``model.dtype``; float32 on a CPU).
+
+    The base is loaded again unquantized, on the CPU, whatever the training used: merging into a
+    4-bit model would requantize the merged weights (rounding the LoRA update away), and the GPU
+    still holds the training model. Needs the base weights in 16 bits (not a pre-quantized repo).
+    """
+    import torch
+    from peft import PeftModel
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    path = resolve_model_path(cfg.name)
+    if getattr(AutoConfig.from_pretrained(path), "quantization_config", None):
+        raise ModelLoadError(f"{path} is a pre-quantized checkpoint: merging needs the 16-bit base "
+                             "(set model.name to it) or keep the LoRA adapter unmerged")
+    dtype = _torch_dtype(cfg.dtype, on_cuda=cuda_available())
+    logger.info("merging %s into %s (%s, on the CPU)", adapter, path, dtype)
+    base = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    folder = Path(folder)
+    merged.save_pretrained(folder)
+    load_processor(path, cfg).save_pretrained(folder)
+    logger.info("saved merged weights to %s", folder)
+    return folder
 
 
 def count_parameters(model) -> tuple[int, int]:
