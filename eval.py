@@ -68,10 +68,11 @@ def locate_image(cfg, photo: str) -> str:
     from geo_r_lite.evaluation import choose_answer, generate_batch
     from geo_r_lite.geo import haversine_km
     from geo_r_lite.images import exif_gps, load_image
-    from geo_r_lite.model import load_model
+    from geo_r_lite.model import load_model, pixel_step
 
-    image = load_image(photo, cfg.model.min_pixels, cfg.model.max_pixels)
+    load_image(photo, cfg.model.min_pixels, cfg.model.max_pixels)  # a bad photo fails before the model loads
     loaded = load_model(cfg.model, for_training=False)
+    image = load_image(photo, cfg.model.min_pixels, cfg.model.max_pixels, pixel_step(loaded.processor))
     text, parsed, samples = choose_answer(generate_batch(loaded, [image], cfg)[0])
     levels = [parsed.continent, parsed.country, parsed.region, parsed.city]
     lines = ["reasoning:", (parsed.think or "(no <think> block)").strip(),

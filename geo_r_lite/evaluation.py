@@ -15,8 +15,10 @@ the training parser (``geo_r_lite.parsing``) and writes one JSON line per record
   is the sample whose coordinates are the medoid of the parsed samples.
 - Sharded (``shard=(i, n)``, default from RANK/WORLD_SIZE): shard i takes records i, i+n, ...
   and writes its own file; the last shard to finish merges all shards into the report.
-- vLLM generation (Unsloth's ``fast_generate``) only when ``model.fast_inference`` is set and the
-  model was loaded by Unsloth; it needs a CUDA GPU and is not exercised by the CPU tests.
+- Prompts are always left-padded (whatever padding side a trainer left on the processor).
+- vLLM generation (Unsloth's ``fast_generate``) only when ``eval.use_vllm`` or ``model.fast_inference``
+  is set and the model really carries a vLLM engine (``model.vllm_engine``); a saved adapter goes in
+  as one LoRA request, or the run stops. It needs a CUDA GPU and is not exercised by the CPU tests.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from typing import Any
 import yaml
 
 from geo_r_lite.config import Config, save_config
-from geo_r_lite.images import ImageError, load_image
+from geo_r_lite.images import PIXEL_STEP, ImageError, load_image
+from geo_r_lite.model import ModelLoadError, pixel_step, vllm_engine
 from geo_r_lite.parsing import parse_answer
 from geo_r_lite.predictions import (
     append_rows, medoid_index, prediction_row, read_predictions, read_rows, repair_tail,
@@ -65,13 +68,38 @@ def _sampling(cfg: Config) -> dict[str, Any]:
 
 
 def _vllm_wanted(cfg: Config, loaded) -> bool:
+    """True when a real vLLM engine is attached (Unsloth ``fast_inference``) and may generate."""
     if not (cfg.eval.use_vllm or cfg.model.fast_inference):
         return False
-    if loaded.backend != "unsloth" or not hasattr(loaded.model, "fast_generate"):
-        logger.warning("vLLM generation needs model.fast_inference with the unsloth backend; "
-                       "using HF generate (backend=%s)", loaded.backend)
+    if vllm_engine(loaded.model) is None:
+        logger.warning("vLLM generation asked for (eval.use_vllm / model.fast_inference) but the model has no "
+                       "vLLM engine (backend=%s; it needs the unsloth backend with model.fast_inference on a "
+                       "CUDA GPU): using transformers' generate", loaded.backend)
         return False
     return True
+
+
+def _lora_request(loaded, cfg: Config):
+    """The vLLM LoRA request of ``model.adapter``, made once per loaded model (None without one).
+
+    vLLM holds its own copy of the base weights, so an adapter only counts when it goes in as a
+    LoRA request. Each ``load_lora`` call is a new request id, which makes vLLM load the adapter
+    again: the request is kept on ``loaded``. An adapter that cannot be passed stops the run: an
+    evaluation of the base model under the adapter's name would be a wrong result.
+    """
+    if not cfg.model.adapter:
+        return None
+    cached = getattr(loaded, "lora_request", None)
+    if cached is not None and cached[0] == cfg.model.adapter:
+        return cached[1]
+    if not hasattr(loaded.model, "load_lora"):
+        raise ModelLoadError(
+            f"model.adapter={cfg.model.adapter!r} cannot reach vLLM: the loaded model has no load_lora (Unsloth "
+            "adds it to models made by get_peft_model). Evaluate with model.fast_inference=false and "
+            "eval.use_vllm=false, or pass merged weights as model.name")
+    request = loaded.model.load_lora(cfg.model.adapter)
+    loaded.lora_request = (cfg.model.adapter, request)
+    return request
 
 
 def _generate_vllm(loaded, texts: list[str], images: list, cfg: Config) -> list[list[str]]:
@@ -84,10 +112,8 @@ def _generate_vllm(loaded, texts: list[str], images: list, cfg: Config) -> list[
                             max_tokens=cfg.eval.max_new_tokens)
     requests = [{"prompt": text, "multi_modal_data": {"image": image}}
                 for text, image in zip(texts, images)]
-    extra = {}
-    if cfg.model.adapter and hasattr(loaded.model, "load_lora"):
-        # vLLM holds its own copy of the base weights: the adapter goes in as a LoRA request.
-        extra["lora_request"] = loaded.model.load_lora(cfg.model.adapter)
+    lora = _lora_request(loaded, cfg)
+    extra = {} if lora is None else {"lora_request": lora}
     outputs = loaded.model.fast_generate(requests, sampling_params=params, **extra)
     return [[choice.text for choice in output.outputs] for output in outputs]
 
@@ -101,7 +127,10 @@ def generate_batch(loaded, images: list, cfg: Config) -> list[list[str]]:
         return _generate_vllm(loaded, texts, images, cfg)
     import torch
 
-    inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
+    # Left padding, whatever the processor was left with: Unsloth's trainers set its tokenizer to
+    # right padding, and right-padded prompts of different lengths (images of other aspect ratios)
+    # would generate after the pad tokens.
+    inputs = processor(text=texts, images=images, return_tensors="pt", padding=True, padding_side="left")
     inputs = inputs.to(loaded.model.device)
     sampling = _sampling(cfg)
     pad_id = processor.tokenizer.pad_token_id
@@ -139,9 +168,12 @@ def _peek(records: Iterator[GeoRecord]) -> tuple[GeoRecord | None, Iterator[GeoR
     return first, (records if first is None else itertools.chain([first], records))
 
 
-def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str],
-             shard: tuple[int, int]) -> Iterator[tuple[list[GeoRecord], list, list[dict]]]:
-    """(records, their images, rows of records whose image failed) per batch of this shard."""
+def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str], shard: tuple[int, int],
+             step: int = PIXEL_STEP) -> Iterator[tuple[list[GeoRecord], list, list[dict]]]:
+    """(records, their images, rows of records whose image failed) per batch of this shard.
+
+    Images are sized for the model (``step``: ``geo_r_lite.model.pixel_step`` of its processor).
+    """
     index, count = shard
     size = max(1, cfg.eval.batch_size)
     batch, images, failed = [], [], []
@@ -149,7 +181,7 @@ def _batches(records: Iterator[GeoRecord], cfg: Config, done: set[str],
         if position % count != index or str(record.id) in done:
             continue
         try:
-            images.append(load_image(record.image, cfg.model.min_pixels, cfg.model.max_pixels))
+            images.append(load_image(record.image, cfg.model.min_pixels, cfg.model.max_pixels, step))
         except ImageError as err:
             logger.warning("record %s: %s (counted, not scored)", record.id, err)
             failed.append({"id": str(record.id), "skipped": err.reason, "detail": err.detail})
@@ -182,7 +214,7 @@ def predict_records(loaded, cfg: Config, records: Iterator[GeoRecord], path: Pat
     written = 0
     with _progress(cfg, shard) as bar:
         bar.update(len(done))
-        for records, images, failed in _batches(records, cfg, done, shard):
+        for records, images, failed in _batches(records, cfg, done, shard, pixel_step(loaded.processor)):
             rows = list(failed)
             if records:
                 for record, texts in zip(records, generate_batch(loaded, images, cfg)):

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .images import ImageError, load_image
+from .images import PIXEL_STEP, ImageError, load_image
 from .model import world_size
 from .parsing import completion_text, parse_answer
 from .prompts import build_prompt, build_sft_target
@@ -57,15 +57,16 @@ class SamplerPool:
 
     ``source`` is a DiversitySampler (anything with ``items()``) or a plain list of records.
     ``row_fn(record, image) -> dict`` builds a row; ``min_pixels``/``max_pixels`` is the image
-    budget (pixels, as in ``model``). ``cache=False`` decodes on every read (for SFT, which reads a
+    budget (pixels, as in ``model``) and ``step`` the side multiple (``model.pixel_step``). ``cache=False`` decodes on every read (for SFT, which reads a
     row once per epoch: a cache would end up holding every image).
     """
 
     def __init__(self, source, *, min_pixels: int, max_pixels: int, stats: SkipStats,
-                 row_fn: Callable[[GeoRecord, Any], dict] = grpo_row, cache: bool = True):
+                 row_fn: Callable[[GeoRecord, Any], dict] = grpo_row, cache: bool = True,
+                 step: int = PIXEL_STEP):
         self.source = source
         self.cache = cache
-        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.min_pixels, self.max_pixels, self.step = min_pixels, max_pixels, step
         self.stats = stats
         self.row_fn = row_fn
         self.bad_ids: set[str] = set()
@@ -101,7 +102,7 @@ class SamplerPool:
             if record.id in self.bad_ids:
                 continue
             try:
-                image = load_image(record.image, self.min_pixels, self.max_pixels)
+                image = load_image(record.image, self.min_pixels, self.max_pixels, self.step)
             except ImageError as err:
                 self.bad_ids.add(record.id)
                 self.stats.add(err.reason, f"record {record.id}", err.detail)

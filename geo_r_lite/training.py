@@ -25,6 +25,7 @@ from typing import Any
 from .callbacks import SAMPLER_STATE_FILE, last_checkpoint, make_callbacks
 from .config import Config
 from .grpo_data import RewardFeedback, SamplerPool, grpo_row, pool_dataset, sft_row
+from .model import ModelLoadError, pixel_step, vllm_engine
 from .records import GeoRecord, SkipStats
 from .trl_config import build_trl_config, stage_output_dir
 
@@ -121,7 +122,7 @@ def run_sft(cfg: Config, loaded, records: list[GeoRecord], stats: SkipStats, *, 
 
     # No row cache: SFT reads each row once per epoch, and caching would hold every image.
     pool = SamplerPool(list(records), min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
-                       stats=stats, row_fn=sft_row, cache=False)
+                       stats=stats, row_fn=sft_row, cache=False, step=pixel_step(loaded.processor))
     stage_dir = stage_output_dir(cfg, "sft")
     trainer = SFTTrainer(
         model=loaded.model,
@@ -155,10 +156,15 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
         reward_funcs, reward_weights = build_reward_functions(cfg.reward)
     feedback = RewardFeedback(reward_funcs, reward_weights, sampler, cfg.train.num_generations)
     pool = SamplerPool(sampler, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
-                       stats=stats, row_fn=grpo_row)
-    # vLLM's SamplingParams (Unsloth fast_inference) has no suppress_tokens; real models practically
-    # never sample a vision placeholder, the tiny random test model does.
-    suppress = [] if cfg.model.fast_inference else vision_token_ids(loaded.processor)
+                       stats=stats, row_fn=grpo_row, step=pixel_step(loaded.processor))
+    # A vision placeholder in a completion breaks the image-token count of the loss forward, so
+    # transformers' generate suppresses them. vLLM's SamplingParams has no suppress_tokens: only when
+    # a vLLM engine really generates (not merely when fast_inference was asked for) go without.
+    engine = vllm_engine(loaded.model)
+    suppress = [] if engine is not None else vision_token_ids(loaded.processor)
+    if engine is not None and not hasattr(loaded.model, "load_lora"):
+        raise ModelLoadError("GRPO with a vLLM engine but the model has no load_lora: vLLM would roll out the base "
+                             "weights, not the LoRA being trained; set model.fast_inference=false")
     if loaded.backend == "hf":
         generate_in_eval_mode(loaded.model)
     stage_dir = stage_output_dir(cfg, "grpo")
@@ -212,13 +218,12 @@ def run_grpo(cfg: Config, loaded, sampler, stats: SkipStats, *, resume: bool = F
     return _save_adapter(parts.trainer, loaded, stage_adapter(cfg, "grpo"))
 
 
-def save_merged(loaded, folder: Path) -> Path:
-    """Merged full weights (base + LoRA) for serving; Unsloth's own merge on that backend."""
-    if loaded.backend == "unsloth":
-        loaded.model.save_pretrained_merged(str(folder), loaded.processor, save_method="merged_16bit")
-    else:
-        merged = loaded.model.merge_and_unload()
-        merged.save_pretrained(str(folder))
-        loaded.processor.save_pretrained(str(folder))
-    logger.info("saved merged weights to %s", folder)
-    return folder
+def save_merged(cfg: Config, adapter: Path, folder: Path) -> Path:
+    """Merged full-precision weights (base + the ``adapter`` folder) for serving, in ``folder``.
+
+    Both backends merge the same way (``geo_r_lite.model.merge_adapter``): into an unquantized base,
+    never into the 4-bit training copy.
+    """
+    from .model import merge_adapter
+
+    return merge_adapter(cfg.model, adapter, folder)
