@@ -90,6 +90,9 @@ def main(cfg: Config) -> dict:
     """Run the configured stages; return a summary (folders, counts, eval metrics)."""
     # ---- backend: Unsloth must be imported before trl/transformers/peft
     backend, reason = prepare_backend(cfg.model)
+    from geo_r_lite.trl_config import check_report_to
+
+    check_report_to(cfg.train.report_to)  # before the data pass, not at the first trainer
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _log_to_file(out / "train.log")
@@ -165,7 +168,10 @@ def main(cfg: Config) -> dict:
         eval_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, adapter=summary["adapter"]))
         summary["eval"] = run_evaluation(eval_cfg, loaded)
     if cfg.train.merge_weights and main_process:
-        summary["merged"] = str(save_merged(loaded, out / "merged"))
+        if adapter is None:
+            logger.warning("train.merge_weights: no stage trained an adapter, nothing to merge")
+        else:
+            summary["merged"] = str(save_merged(cfg, final, out / "merged"))
     logger.info("done: %s", summary)
     return summary
 
@@ -183,4 +189,12 @@ def cli(argv: list[str]) -> Config:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    main(cli(sys.argv[1:]))
+    from geo_r_lite.config import ConfigError
+    from geo_r_lite.model import ModelLoadError
+    from geo_r_lite.records import DataError
+
+    try:
+        main(cli(sys.argv[1:]))
+    except (ConfigError, ModelLoadError, DataError) as err:
+        # Config, data and model-loading errors name what to change: show them without a trace.
+        raise SystemExit(f"train.py: {type(err).__name__}: {err}") from None

@@ -127,6 +127,28 @@ def trl_kwargs(
     return kwargs
 
 
+def check_report_to(report_to: list[str]) -> None:
+    """Refuse, naming the fix, a ``train.report_to`` entry that is unknown or not installed.
+
+    Without this, transformers raises only when the first trainer is built, after the data pass.
+    """
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    special = {"all", "none"}
+    unknown = [name for name in report_to if name not in INTEGRATION_TO_CALLBACK and name not in special]
+    if unknown:
+        raise ConfigError(f"train.report_to: unknown integration(s) {', '.join(map(repr, unknown))}; valid: "
+                          f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))} (or [] for none)")
+    available = set(get_available_reporting_integrations())
+    missing = [name for name in report_to if name not in special and name not in available and name != "flyte"]
+    if missing:
+        raise ConfigError(f"train.report_to: {', '.join(missing)} is not installed here; pip install "
+                          f"{' '.join(missing)} (tensorboard is in requirements.txt), or pass --train.report_to=[]")
+
+
 def build_trl_config(cfg: Config, stage: str, reward_weights: list[float] | None = None,
                      suppress_token_ids: list[int] | None = None):
     """TRL's ``SFTConfig`` (stage "sft") or ``GRPOConfig`` (stage "grpo") for this run.
