@@ -1,7 +1,7 @@
 """GPU memory and speed of one GRPO step for Qwen2-VL-2B and -7B, without downloading any weights.
 
     python bench/gpu_train_bench.py                     # both sizes, hf backend
-    python bench/gpu_train_bench.py --sizes 7b --backends hf unsloth --steps 4
+    python bench/gpu_train_bench.py --sizes 7b --backends hf unsloth --steps 4 --json out/bench.json
 
 For each size, a randomly initialised model is built on the GPU from the real ``config.json`` of
 ``Qwen/Qwen2-VL-{2B,7B}-Instruct`` (bundled in ``bench/configs``), saved once to a scratch folder,
@@ -14,7 +14,9 @@ images (256 image tokens), on the synthetic set. Printed per run: peak
 
 Random weights change nothing about memory; the text side uses the tiny offline tokenizer (no hub),
 whose vision-token ids replace the config's, so the vocabulary and embedding sizes stay real.
-Without CUDA the script says so and exits 0.
+Each (size, backend) runs in a process of its own: Unsloth must be imported before transformers
+to patch it, and one run's allocator state must not leak into the next one's peak. Without CUDA
+the script says so and exits 0.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ def build_random_model(size: str, folder: Path, device: str = "cuda") -> Path:
     values["pad_token_id"] = tokenizer.pad_token_id
     config = Qwen2VLConfig(**values)
     torch.manual_seed(0)
+    # Built in bf16 directly on the device: a float32 7B would take ~33 GB before any cast.
     with torch.device(device):
-        model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16)
+        model = Qwen2VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
     model.generation_config.eos_token_id = values["eos_token_id"]
     model.generation_config.pad_token_id = values["pad_token_id"]
     model.save_pretrained(folder)
@@ -133,12 +136,37 @@ def bench_one(model_dir: Path, backend: str, steps: int, out: Path) -> dict:
     return result
 
 
+def _run_child(size: str, model_dir: Path, backend: str, steps: int, work: Path, timeout: float) -> dict:
+    """``bench_one`` in a fresh Python process (see the module docstring); its result or the error."""
+    import subprocess
+
+    cmd = [sys.executable, __file__, "--child", str(model_dir), backend, str(steps), str(work)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {done.returncode}: {' | '.join(tail)}"}
+    return json.loads(lines[-1][len("RESULT "):])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["2b", "7b"], choices=sorted(SIZES))
     parser.add_argument("--backends", nargs="+", default=["hf"], choices=["hf", "unsloth"])
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per (size, backend) run")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--child", nargs=4, metavar=("MODEL_DIR", "BACKEND", "STEPS", "WORK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        model_dir, backend, steps, work = args.child
+        if backend == "unsloth":
+            import unsloth  # noqa: F401  (before transformers, as train.py does through prepare_backend)
+        print("RESULT " + json.dumps(bench_one(Path(model_dir), backend, int(steps), Path(work))), flush=True)
+        return 0
     try:
         import torch
     except ImportError:
@@ -147,21 +175,26 @@ def main() -> int:
     if not torch.cuda.is_available():
         print("SKIP: no CUDA GPU here; this benchmark measures GPU memory and needs one (nothing was run)")
         return 0
-    print(f"GPU: {torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 1e9:.1f} GB")
+    gpu = f"{torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 1e9:.1f} GB"
+    print(f"GPU: {gpu}")
     print("size backend  peak GB  target  s/step  completion tokens")
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             model_dir = build_random_model(size, Path(tmp) / f"qwen2vl-{size}")
             for backend in args.backends:
-                try:
-                    r = bench_one(model_dir, backend, args.steps, Path(tmp) / f"run-{size}-{backend}")
-                except Exception as err:  # one failing backend (e.g. no Unsloth wheels) must not hide the rest
-                    print(f"{size:4} {backend:8} failed: {type(err).__name__}: {err}")
+                r = _run_child(size, model_dir, backend, args.steps, Path(tmp) / f"run-{size}-{backend}", args.timeout)
+                results.append({"size": size, "requested_backend": backend, **r})
+                if "error" in r:  # one failing backend (e.g. no Unsloth wheels) must not hide the rest
+                    print(f"{size:4} {backend:8} failed: {r['error']}")
                     continue
                 ok = "ok" if r["peak_gb"] <= TARGET_GB[size] else "OVER"
                 print(f"{size:4} {r['backend']:8} {r['peak_gb']:7.2f}  <= {TARGET_GB[size]:4.0f} {ok:4} "
-                      f"{r['s_per_step']:6.2f}  {r['mean_completion_tokens']:.0f}")
+                      f"{r['s_per_step']:6.2f}  {r['mean_completion_tokens']:.0f}", flush=True)
             shutil.rmtree(model_dir, ignore_errors=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"gpu": gpu, "steps": args.steps, "results": results}, indent=2) + "\n")
     return 0
 
 
