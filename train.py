@@ -90,9 +90,9 @@ def main(cfg: Config) -> dict:
     """Run the configured stages; return a summary (folders, counts, eval metrics)."""
     # ---- backend: Unsloth must be imported before trl/transformers/peft
     backend, reason = prepare_backend(cfg.model)
-    from geo_r_lite.trl_config import check_report_to
+    from geo_r_lite.trl_config import check_trainer_settings
 
-    check_report_to(cfg.train.report_to)  # before the data pass, not at the first trainer
+    check_trainer_settings(cfg)  # optimizer, scheduler, report_to: before the data pass, not at the first trainer
     out = Path(cfg.train.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _log_to_file(out / "train.log")

@@ -264,7 +264,9 @@ def config_from_dict(values: dict[str, Any]) -> Config:
     """Build a checked ``Config`` from nested plain values (unknown keys/types raise ConfigError)."""
     if not isinstance(values, dict):
         raise ConfigError(f"a config must be a mapping at top level, got {type(values).__name__}")
-    return _build(Config, values)
+    from geo_r_lite.validate import check_config  # enumerations, ranges, cross-field rules
+
+    return check_config(_build(Config, values))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -197,7 +197,26 @@ def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) ->
     return LoadedModel(model=model, processor=processor, backend=backend, reason=reason, name_or_path=path)
 
 
+# Model types Unsloth's vLLM generation (fast_inference) serves; for others Unsloth turns it off
+# with a printed note only.
+VLLM_MODEL_TYPES = ("qwen2_5_vl", "qwen3_vl")
+
+
+def check_fast_inference(path: str, cfg: ModelConfig) -> None:
+    """Refuse ``fast_inference`` for a family Unsloth's vLLM cannot serve, once its type is known."""
+    if not cfg.fast_inference:
+        return
+    from transformers import AutoConfig
+
+    model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
+    if model_type not in VLLM_MODEL_TYPES:
+        raise ModelLoadError(f"model.fast_inference=true but {path} is a {model_type} model, which Unsloth's vLLM "
+                             f"does not serve (only {', '.join(VLLM_MODEL_TYPES)}): set model.fast_inference=false "
+                             "or use Qwen2.5-VL (configs/qwen25vl_vllm.yaml)")
+
+
 def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
+    check_fast_inference(path, cfg)
     FastVisionModel = _import_unsloth()
     model, unsloth_processor = FastVisionModel.from_pretrained(
         path,

@@ -127,6 +127,27 @@ def trl_kwargs(
     return kwargs
 
 
+def check_trainer_settings(cfg: Config) -> None:
+    """Refuse an optimizer, scheduler or ``report_to`` entry the installed transformers lacks.
+
+    The names come from transformers itself (``geo_r_lite.validate`` stays free of it). Run before
+    the data pass: without it they fail only when the first trainer is built.
+    """
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    t = cfg.train
+    optimizers = [o.value for o in OptimizerNames]
+    if t.optim not in optimizers:
+        raise ConfigError(f"train.optim={t.optim!r} is not valid; e.g. adamw_torch, adamw_8bit, adafactor "
+                          f"(all: {', '.join(optimizers)})")
+    schedulers = [x.value for x in SchedulerType]
+    if t.lr_scheduler_type not in schedulers:
+        raise ConfigError(f"train.lr_scheduler_type={t.lr_scheduler_type!r} is not valid; choose one of: "
+                          f"{', '.join(schedulers)}")
+    check_report_to(t.report_to)
+
+
 def check_report_to(report_to: list[str]) -> None:
     """Refuse, naming the fix, a ``train.report_to`` entry that is unknown or not installed.
 

@@ -34,7 +34,7 @@ def test_defaults_load_without_a_file():
         pytest.param("--model.backend=hf", lambda c: c.model.backend, "hf", id="string"),
         pytest.param("--data.strict=true", lambda c: c.data.strict, True, id="bool"),
         pytest.param("--model.adapter=null", lambda c: c.model.adapter, None, id="optional set to None"),
-        pytest.param("--reward.weights=[1, 0.5]", lambda c: c.reward.weights, [1.0, 0.5], id="list of floats widened from ints"),
+        pytest.param("--reward.weights=[1, 0.5, 2]", lambda c: c.reward.weights, [1.0, 0.5, 2.0], id="list of floats widened from ints"),
         pytest.param("--data.columns={lat: LAT, lon: LON}", lambda c: c.data.columns, {"lat": "LAT", "lon": "LON"}, id="mapping"),
         pytest.param("--eval.data.path=x.csv", lambda c: c.eval.data.path, "x.csv", id="nested section two levels down"),
         pytest.param("--train.trl_overrides={num_iterations: 2}", lambda c: c.train.trl_overrides, {"num_iterations": 2}, id="escape hatch takes anything"),
