@@ -104,18 +104,21 @@ def main(cfg: Config) -> dict:
 
     from transformers import set_seed
 
-    from geo_r_lite.callbacks import SAMPLER_IMAGES_DIR, SAMPLER_STATE_FILE
+    from geo_r_lite.callbacks import SAMPLER_IMAGES_DIR, SAMPLER_STATE_FILE, last_checkpoint
     from geo_r_lite.records import SkipStats
     from geo_r_lite.sources import iter_records
     from geo_r_lite.training import (
         fill_sampler,
         grpo_checkpoint_has_sampler,
         make_sampler,
+        restore_sampler,
         run_grpo,
         run_sft,
         save_merged,
         stage_adapter,
+        stage_finished,
     )
+    from geo_r_lite.trl_config import stage_output_dir
 
     set_seed(cfg.train.seed)
     resume = cfg.train.resume
@@ -134,22 +137,33 @@ def main(cfg: Config) -> dict:
         if main_process:
             _save_data_summary(stats, seen, out / "data_summary.json")
 
-    # ---- model: a finished SFT stage of an interrupted run is the GRPO starting point
+    # ---- model: the last finished stage of an interrupted run is where training continues
     model_cfg = cfg.model
-    sft_adapter = stage_adapter(cfg, "sft")
-    sft_done = resume and (sft_adapter / "adapter_config.json").is_file()
-    if sft_done and not model_cfg.adapter:
-        model_cfg = dataclasses.replace(model_cfg, adapter=str(sft_adapter))
+    sft_adapter, grpo_adapter = stage_adapter(cfg, "sft"), stage_adapter(cfg, "grpo")
+    sft_done = resume and "sft" in cfg.train.stages and (sft_adapter / "adapter_config.json").is_file()
+    grpo_done = resume and "grpo" in cfg.train.stages and stage_finished(cfg, "grpo")
+    start = grpo_adapter if grpo_done else sft_adapter if sft_done else None
+    if start is not None and not model_cfg.adapter:
+        model_cfg = dataclasses.replace(model_cfg, adapter=str(start))
     loaded = load_model(model_cfg, for_training=True, seed=cfg.train.seed)
 
     # ---- SFT cold start
     adapter = None
     if "sft" in cfg.train.stages:
-        adapter = sft_adapter if sft_done else run_sft(cfg, loaded, sampler.items(), stats, resume=resume)
+        if sft_done:
+            logger.info("resume: the sft stage already finished (%s); not run again", sft_adapter)
+            adapter = sft_adapter
+        else:
+            adapter = run_sft(cfg, loaded, sampler.items(), stats, resume=resume)
 
     # ---- GRPO
     if "grpo" in cfg.train.stages:
-        adapter = run_grpo(cfg, loaded, sampler, stats, resume=resume)
+        if grpo_done:
+            logger.info("resume: the grpo stage already finished (%s); not run again", grpo_adapter)
+            restore_sampler(sampler, str(last_checkpoint(stage_output_dir(cfg, "grpo"))))
+            adapter = grpo_adapter
+        else:
+            adapter = run_grpo(cfg, loaded, sampler, stats, resume=resume)
 
     # ---- save: the run's adapter, sampler state and data summary (image skips included)
     final = out / "adapter"

@@ -18,11 +18,22 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import signal
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 SAMPLER_STATE_FILE = "sampler_state.json"
+# The GRPO dataset's length and the pool's bad-image ids at a checkpoint: resume rebuilds the same
+# dataset (its length fixes TRL's sampling order) instead of one sized to the shrunken pool.
+POOL_STATE_FILE = "pool_state.json"
+# The records the already-built next batch was drawn from (see SamplerPool.last_built).
+POOL_BATCH_FILE = "pool_last_built.json"
+# Written last into a checkpoint, after everything else: a checkpoint without it was cut short.
+COMPLETE_MARKER = "geo_r_lite_complete.json"
+# Test hook: "STAGE:EVENT:STEP" (events: step, save) kills the process there with SIGKILL.
+KILL_ENV = "GEO_R_LITE_TEST_KILL"
 # Beside the stage folders: every checkpoint's sampler state points into this one image store.
 SAMPLER_IMAGES_DIR = "sampler_images"
 
@@ -43,9 +54,24 @@ def _append_jsonl(path: Path, record: dict) -> None:
         f.write(json.dumps(_json_safe(record), default=str) + "\n")
 
 
-def make_callbacks(*, pool=None, sampler=None, feedback=None, log_path: Path | None = None,
-                   samples_path: Path | None = None, sample_every: int = 0) -> list:
-    """The callbacks a stage needs; each argument left None leaves its callback out."""
+def _atomic_json(path: Path, value) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _maybe_killed(stage: str, event: str, step: int) -> None:
+    """The fault-injection point of the kill-and-resume tests (inert unless ``KILL_ENV`` is set)."""
+    if os.environ.get(KILL_ENV) == f"{stage}:{event}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, log_path: Path | None = None,
+                   samples_path: Path | None = None, sample_every: int = 0, dataset_length: int | None = None) -> list:
+    """The callbacks a stage needs; each argument left None leaves its callback out.
+
+    The checkpoint marker is always there and last: it closes every checkpoint of the stage.
+    """
     from transformers import TrainerCallback
 
     class PoolRefreshCallback(TrainerCallback):
@@ -55,9 +81,29 @@ def make_callbacks(*, pool=None, sampler=None, feedback=None, log_path: Path | N
     class SamplerCheckpointCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            _maybe_killed(stage, "save", state.global_step)  # inside a save: model written, sampler not
             if state.is_world_process_zero and folder.is_dir():
                 sampler.save(folder / SAMPLER_STATE_FILE,
                              image_store=Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                if pool is not None:
+                    from geo_r_lite.sampler import save_records
+
+                    if pool.last_built is not None:
+                        save_records(pool.last_built, folder / POOL_BATCH_FILE,
+                                     Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                    _atomic_json(folder / POOL_STATE_FILE, {"dataset_length": dataset_length,
+                                                            "bad_ids": sorted(pool.bad_ids),
+                                                            "last_built": pool.last_built is not None})
+
+    class CheckpointMarkerCallback(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            _maybe_killed(stage, "step", state.global_step + 1)
+
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            _maybe_killed(stage, "save", state.global_step)
+            if state.is_world_process_zero and folder.is_dir():
+                _atomic_json(folder / COMPLETE_MARKER, {"step": state.global_step})
 
     class JsonlLogCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -79,11 +125,27 @@ def make_callbacks(*, pool=None, sampler=None, feedback=None, log_path: Path | N
         callbacks.append(JsonlLogCallback())
     if feedback is not None and samples_path is not None and sample_every > 0:
         callbacks.append(SampleLogCallback())
+    callbacks.append(CheckpointMarkerCallback())
     return callbacks
 
 
+def _complete(folder: Path, legacy: bool) -> bool:
+    if (folder / COMPLETE_MARKER).is_file():
+        return True
+    if not legacy:
+        return False
+    try:  # a run folder from before the marker: the trainer state is written last by transformers
+        json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def last_checkpoint(stage_dir: str | Path) -> Path | None:
-    """The highest ``checkpoint-N`` folder of a stage, or None (also when the folder is missing)."""
+    """The highest complete ``checkpoint-N`` folder of a stage, or None (also when the folder is missing).
+
+    A checkpoint cut short by a kill (no completion marker) is skipped, and the log says so.
+    """
     stage_dir = Path(stage_dir)
     if not stage_dir.is_dir():
         return None
@@ -92,4 +154,28 @@ def last_checkpoint(stage_dir: str | Path) -> Path | None:
         prefix, _, number = child.name.partition("-")
         if prefix == "checkpoint" and number.isdigit() and child.is_dir():
             steps.append((int(number), child))
-    return max(steps)[1] if steps else None
+    legacy = not any((folder / COMPLETE_MARKER).is_file() for _, folder in steps)
+    for _, folder in sorted(steps, reverse=True):
+        if _complete(folder, legacy):
+            return folder
+        logger.warning("resume: %s is incomplete (the run was stopped while saving it); using the one before",
+                       folder)
+    return None
+
+
+def checkpoint_step(folder: Path | None) -> int:
+    """The step number of a ``checkpoint-N`` folder (0 for None)."""
+    return int(folder.name.partition("-")[2]) if folder is not None else 0
+
+
+def read_pool_state(checkpoint: Path) -> dict | None:
+    """The GRPO pool state saved in ``checkpoint`` (None for a checkpoint from before it was saved)."""
+    path = Path(checkpoint) / POOL_STATE_FILE
+    if not path.is_file():
+        return None
+    state = json.loads(path.read_text(encoding="utf-8"))
+    if state.get("last_built"):
+        from geo_r_lite.sampler import load_records
+
+        state["last_built"] = load_records(Path(checkpoint) / POOL_BATCH_FILE)
+    return state

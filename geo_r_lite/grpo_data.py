@@ -83,6 +83,17 @@ class SamplerPool:
         self._rows: dict[int, dict[str, Any]] = {}
         self.refreshes += 1
 
+    # The trainer's data loader builds the next batch one step ahead (accelerate fetches a batch
+    # in advance), so the batch a checkpoint's next step trains on was built from the snapshot
+    # before the last refresh. ``last_built`` is that snapshot; a resumed run first builds one
+    # batch from it (``replay``), then goes on with the current selection, as the run it continues.
+    last_built: list[GeoRecord] | None = None
+    _replay: list[GeoRecord] | None = None
+
+    def replay(self, records: list[GeoRecord]) -> None:
+        """Build the next batch from ``records`` (the saved ``last_built`` of a checkpoint)."""
+        self._replay = list(records)
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -114,8 +125,16 @@ class SamplerPool:
         )
 
     def rows(self, slots: Sequence[int]) -> dict[str, list]:
-        """Column batch for ``datasets.Dataset.with_transform``."""
-        rows = [self.row(int(s)) for s in slots]
+        """Column batch for ``datasets.Dataset.with_transform`` (one call per batch fetch)."""
+        if self._replay is not None:
+            current, self.records = self.records, self._replay
+            try:  # uncached: the row cache belongs to the current snapshot
+                rows = [self._load(int(s)) for s in slots]
+            finally:
+                self.last_built, self.records, self._replay = self._replay, current, None
+        else:
+            rows = [self.row(int(s)) for s in slots]
+            self.last_built = self.records
         return {key: [dict_row[key] for dict_row in rows] for key in rows[0]} if rows else {}
 
 

@@ -310,6 +310,28 @@ class DiversitySampler:
         return self
 
 
+def save_records(records: Sequence[GeoRecord], path: str | os.PathLike, image_store: str | os.PathLike) -> Path:
+    """Write ``records`` as JSON (atomically), their raw image bytes kept once in ``image_store``."""
+    path = Path(path)
+    state = {"pool": {"heap": [[0.0, i, _record_to_state(r)] for i, r in enumerate(records)]}}
+    _store_images(state, Path(image_store), path.parent)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps([record for _, _, record in state["pool"]["heap"]]), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def load_records(path: str | os.PathLike) -> list[GeoRecord]:
+    """Inverse of ``save_records``."""
+    path = Path(path)
+    records = json.loads(path.read_text(encoding="utf-8"))
+    for record in records:
+        stored = (record.get("image") or {}).get("stored")
+        if stored is not None:
+            record["image"] = {"bytes": base64.b64encode((path.parent / stored).read_bytes()).decode("ascii")}
+    return [GeoRecord.from_dict(record) for record in records]
+
+
 def _coordinates(records: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Latitudes and longitudes as float arrays; unusable values become NaN."""
     n = len(records)

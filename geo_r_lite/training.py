@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .callbacks import SAMPLER_STATE_FILE, last_checkpoint, make_callbacks
+from .callbacks import (
+    POOL_STATE_FILE, SAMPLER_STATE_FILE, checkpoint_step, last_checkpoint, make_callbacks, read_pool_state,
+)
 from .config import Config
 from .grpo_data import RewardFeedback, SamplerPool, grpo_row, pool_dataset, sft_row
 from .model import ModelLoadError, pixel_step, vllm_engine
-from .records import GeoRecord, SkipStats
+from .records import DataError, GeoRecord, SkipStats
 from .trl_config import build_trl_config, stage_output_dir
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ def run_sft(cfg: Config, loaded, records: list[GeoRecord], stats: SkipStats, *, 
         args=build_trl_config(cfg, "sft"),
         train_dataset=pool_dataset(pool),
         processing_class=loaded.processor,
-        callbacks=make_callbacks(log_path=stage_dir / "metrics.jsonl") + list(callbacks or []),
+        callbacks=make_callbacks(stage="sft", log_path=stage_dir / "metrics.jsonl") + list(callbacks or []),
     )
     trainer.train(resume_from_checkpoint=_resume_point(cfg, "sft", resume))
     return _save_adapter(trainer, loaded, stage_adapter(cfg, "sft"))
@@ -146,8 +148,13 @@ class GRPOParts:
 
 
 def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward_funcs=None,
-                       reward_weights=None, callbacks: list | None = None) -> GRPOParts:
-    """GRPOTrainer over the sampler's pool, rewards from ``cfg.reward`` (or the ones given)."""
+                       reward_weights=None, callbacks: list | None = None,
+                       pool_state: dict | None = None) -> GRPOParts:
+    """GRPOTrainer over the sampler's pool, rewards from ``cfg.reward`` (or the ones given).
+
+    ``pool_state`` (from a checkpoint) restores the dataset length and the pool's bad-image ids of
+    the run being resumed, so TRL draws the same slots in the same order.
+    """
     from trl import GRPOTrainer
 
     from .reward_registry import build_reward_functions
@@ -157,6 +164,14 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
     feedback = RewardFeedback(reward_funcs, reward_weights, sampler, cfg.train.num_generations)
     pool = SamplerPool(sampler, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
                        stats=stats, row_fn=grpo_row, step=pixel_step(loaded.processor))
+    length = None
+    if pool_state is not None:
+        pool.bad_ids.update(pool_state.get("bad_ids", []))
+        pool.refresh()
+        length = pool_state.get("dataset_length")
+        if pool_state.get("last_built"):
+            pool.replay(pool_state["last_built"])
+    dataset = pool_dataset(pool, length)
     # A vision placeholder in a completion breaks the image-token count of the loss forward, so
     # transformers' generate suppresses them. vLLM's SamplingParams has no suppress_tokens: only when
     # a vLLM engine really generates (not merely when fast_inference was asked for) go without.
@@ -168,13 +183,14 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
     if loaded.backend == "hf":
         generate_in_eval_mode(loaded.model)
     stage_dir = stage_output_dir(cfg, "grpo")
-    own = make_callbacks(pool=pool, sampler=sampler, feedback=feedback, log_path=stage_dir / "metrics.jsonl",
-                         samples_path=stage_dir / "samples.jsonl", sample_every=cfg.train.sample_every)
+    own = make_callbacks(stage="grpo", pool=pool, sampler=sampler, feedback=feedback,
+                         log_path=stage_dir / "metrics.jsonl", samples_path=stage_dir / "samples.jsonl",
+                         sample_every=cfg.train.sample_every, dataset_length=len(dataset))
     trainer = GRPOTrainer(
         model=loaded.model,
         reward_funcs=feedback.funcs,
         args=build_trl_config(cfg, "grpo", reward_weights=reward_weights, suppress_token_ids=suppress),
-        train_dataset=pool_dataset(pool),
+        train_dataset=dataset,
         processing_class=loaded.processor,
         callbacks=own + list(callbacks or []),
     )
@@ -187,31 +203,56 @@ def grpo_checkpoint_has_sampler(cfg: Config) -> bool:
     return checkpoint is not None and (checkpoint / SAMPLER_STATE_FILE).is_file()
 
 
+def _unreadable(path: Path, checkpoint: Path, err: Exception) -> DataError:
+    return DataError(f"{path} is unreadable ({type(err).__name__}: {err}). Delete {checkpoint} to resume from the "
+                     f"checkpoint before it, or {checkpoint.parent} to start the {checkpoint.parent.name} stage afresh")
+
+
 def restore_sampler(sampler, checkpoint: str | None) -> bool:
-    """Load the sampler state saved in ``checkpoint`` (True) or leave it (False, none saved)."""
+    """Load the sampler state saved in ``checkpoint`` (True) or leave it (False, none saved).
+
+    A corrupt state file is a ``DataError`` naming it and how to go on.
+    """
     if checkpoint is None:
         return False
     path = Path(checkpoint) / SAMPLER_STATE_FILE
     if not path.is_file():
         logger.warning("resume: %s holds no sampler state; the pool is rebuilt from the data", checkpoint)
         return False
-    sampler.load(path)
+    try:
+        sampler.load(path)
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        raise _unreadable(path, Path(checkpoint), err) from err
     logger.info("resume: sampler state restored from %s", path)
     return True
+
+
+def stage_finished(cfg: Config, stage: str) -> bool:
+    """True when ``stage`` reached its last step and saved its adapter (a resume skips it)."""
+    steps = cfg.train.sft_max_steps if stage == "sft" else cfg.train.max_steps
+    done = checkpoint_step(last_checkpoint(stage_output_dir(cfg, stage))) >= steps
+    return done and (stage_adapter(cfg, stage) / "adapter_config.json").is_file()
 
 
 def run_grpo(cfg: Config, loaded, sampler, stats: SkipStats, *, resume: bool = False,
              callbacks: list | None = None, reward_funcs=None, reward_weights=None) -> Path:
     """GRPO on the sampler's pool; returns the adapter folder.
 
-    With ``resume`` and a checkpoint in ``<output_dir>/grpo``, the sampler state saved with it is
-    restored before the pool is built, and TRL continues at that step. Rewards come from
-    ``cfg.reward`` unless ``reward_funcs``/``reward_weights`` are given.
+    With ``resume`` and a checkpoint in ``<output_dir>/grpo``, the sampler state and the pool
+    state saved with it are restored before the dataset is built, and TRL continues at that step
+    with the same data order. Rewards come from ``cfg.reward`` unless ``reward_funcs``/
+    ``reward_weights`` are given.
     """
     checkpoint = _resume_point(cfg, "grpo", resume)
     restore_sampler(sampler, checkpoint)
+    pool_state = None
+    if checkpoint is not None:
+        try:
+            pool_state = read_pool_state(Path(checkpoint))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise _unreadable(Path(checkpoint) / POOL_STATE_FILE, Path(checkpoint), err) from err
     parts = build_grpo_trainer(cfg, loaded, sampler, stats, callbacks=callbacks, reward_funcs=reward_funcs,
-                               reward_weights=reward_weights)
+                               reward_weights=reward_weights, pool_state=pool_state)
     parts.trainer.train(resume_from_checkpoint=checkpoint)
     logger.info("grpo: %d groups fed back to the sampler, %d became hotspots",
                 parts.feedback.groups_reported, parts.feedback.hotspots_added)
