@@ -183,7 +183,7 @@ def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) ->
     Without it, the adapter (if any) is loaded frozen and the model is put in eval mode.
     """
     backend, reason = prepare_backend(cfg)
-    path = resolve_model_path(cfg.name)
+    path = resolve_model_path(cfg.name)  # "tiny" may build the model here, drawing random numbers
     logger.info("loading %s with backend=%s (%s)", path, backend, reason)
     if cfg.fast_inference and backend != "unsloth":
         logger.warning("model.fast_inference needs the unsloth backend on a CUDA GPU (here: %s, %s): "
@@ -191,7 +191,7 @@ def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) ->
     if backend == "unsloth":
         model, processor = _load_unsloth(path, cfg, for_training, seed)
     else:
-        model, processor = _load_hf(path, cfg, for_training)
+        model, processor = _load_hf(path, cfg, for_training, seed)
     if not for_training:
         model.eval()
     return LoadedModel(model=model, processor=processor, backend=backend, reason=reason, name_or_path=path)
@@ -303,7 +303,7 @@ def max_lora_rank(cfg: ModelConfig) -> int:
                          "or set model.fast_inference=false")
 
 
-def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
+def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -348,7 +348,11 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool):
         model = _attach_adapter(model, cfg.adapter, trainable=True)
     else:
         from peft import get_peft_model
+        from transformers import set_seed
 
+        # Seeded right before the LoRA draws its initial weights: the same run whatever consumed
+        # random numbers before (building the tiny model on a cold cache, loading, the data pass).
+        set_seed(seed)
         model = get_peft_model(model, lora_config(cfg))
     _drop_input_grad_hooks(model)
     return model, processor
