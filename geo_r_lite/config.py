@@ -63,6 +63,7 @@ class DataConfig:
     strict: bool = False  # a skipped row becomes an error naming the row
     allow_null_island: bool = False  # accept exactly (0, 0) coordinates
     synthetic_size: int = 64
+    synthetic_jitter_deg: float = 0.05  # synthetic source: coordinates spread this far around each city
     seed: int = 0
 
 

@@ -4,7 +4,8 @@ Each of the ``PLACES`` (one city per inhabited continent) has its own solid colo
 direction, so the image -> place mapping is learnable by a small model (the smoke config and the toy
 learning check rely on that). Records are deterministic from ``(cfg.seed, cfg.split)``: the same
 config always yields the same ids, coordinates and image bytes, and the train and test splits
-differ. Coordinates are jittered by up to ``JITTER_DEG`` around the city so that distances vary;
+differ. Coordinates are jittered by up to ``cfg.synthetic_jitter_deg`` (default ``JITTER_DEG``) around
+the city so that distances vary;
 images are small PNG files kept as bytes (no disk needed).
 """
 
@@ -70,8 +71,10 @@ def synthetic_rows(cfg: DataConfig) -> Iterator[RawRow]:
     rng = random.Random(f"geo-r-lite synthetic {cfg.seed} {cfg.split}")
     for index in range(cfg.synthetic_size):
         place = PLACES[rng.randrange(len(PLACES))]
-        lat = place.lat + rng.uniform(-JITTER_DEG, JITTER_DEG)
-        lon = place.lon + rng.uniform(-JITTER_DEG, JITTER_DEG)
+        # Drawn at the default range and scaled, so every setting consumes the same random numbers.
+        scale = cfg.synthetic_jitter_deg / JITTER_DEG
+        lat = place.lat + rng.uniform(-JITTER_DEG, JITTER_DEG) * scale
+        lon = place.lon + rng.uniform(-JITTER_DEG, JITTER_DEG) * scale
         row_id = f"synthetic-{cfg.split}-{cfg.seed}-{index:05d}"
         yield RawRow(row_id, round(lat, 6), round(lon, 6), render(place, rng),
                      f"synthetic {row_id}", {"source": "synthetic", "place": place.name})
