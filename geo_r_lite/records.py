@@ -33,6 +33,7 @@ SKIP_REASONS = (
     "missing_column",
     "bad_row",
     "corrupt_shard",
+    "duplicate_id",
 )
 
 # How many row descriptions each reason keeps as examples (the counts stay exact).
