@@ -311,6 +311,8 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
     dtype = _torch_dtype(cfg.dtype, on_cuda)
     kwargs: dict[str, Any] = {"dtype": dtype}
     quantized = on_cuda and cfg.load_in_4bit
+    if cfg.load_in_4bit and not on_cuda:
+        logger.info("model.load_in_4bit needs CUDA (bitsandbytes): loading %s in full precision on the CPU", dtype)
     if on_cuda:
         import os
 

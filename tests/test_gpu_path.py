@@ -311,6 +311,8 @@ def test_unsloth_gets_dtype_and_max_lora_rank(monkeypatch, tiny_model_dir, dtype
 
     _FakeFastVisionModel.calls = []
     monkeypatch.setattr(model_lib, "_import_unsloth", lambda: _FakeFastVisionModel)
+    # The tiny model is a Qwen2-VL, which fast_inference refuses (tested in test_validate.py).
+    monkeypatch.setattr(model_lib, "check_fast_inference", lambda path, cfg: None)
     cfg = _model_cfg(tiny_model_dir, backend="unsloth", dtype=dtype, fast_inference=fast, lora_r=lora_r)
     model_lib._load_unsloth(str(tiny_model_dir), cfg, for_training=True, seed=0)
     kwargs = dict(_FakeFastVisionModel.calls)["from_pretrained"]

@@ -85,6 +85,8 @@ def test_shipped_config_runs_a_step_of_each_stage_on_the_cpu(path, tmp_path, tin
         assert "fast_inference" in caplog.text and "transformers" in caplog.text
     if cfg.train.optim.endswith("8bit"):
         assert "adamw_torch on the CPU" in caplog.text
+    if cfg.model.load_in_4bit:
+        assert "load_in_4bit needs CUDA" in caplog.text
 
 
 @pytest.mark.parametrize("args, message", [
