@@ -161,6 +161,19 @@ def test_checkpointing_is_non_reentrant_and_kept_when_training_resumes_from_an_a
 # --------------------------------------------------------------------------- 8. merging
 
 
+def _merge_a_trained_adapter(loaded, cfg, tmp_path) -> Path:
+    """Give the LoRA non-zero B weights (as training would), save it, merge it; the merged folder."""
+    import torch
+
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in loaded.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    loaded.model.save_pretrained(tmp_path / "adapter")
+    return model_lib.merge_adapter(cfg, tmp_path / "adapter", tmp_path / "merged")
+
+
 def test_merged_weights_reproduce_the_adapter_outputs(tmp_path, tiny_model_dir):
     import torch
     from safetensors import safe_open
@@ -168,13 +181,7 @@ def test_merged_weights_reproduce_the_adapter_outputs(tmp_path, tiny_model_dir):
 
     cfg = _model_cfg(tiny_model_dir)
     loaded = model_lib.load_model(cfg)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in loaded.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
-    loaded.model.save_pretrained(tmp_path / "adapter")
-    folder = model_lib.merge_adapter(cfg, tmp_path / "adapter", tmp_path / "merged")
+    folder = _merge_a_trained_adapter(loaded, cfg, tmp_path)
 
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
         keys = list(f.keys())
@@ -379,12 +386,7 @@ def test_4bit_training_keeps_the_vision_tower_frozen_and_merges_to_full_precisio
     cfg = _model_cfg(tiny_model_dir, load_in_4bit=True, gradient_checkpointing=True)
     loaded = model_lib.load_model(cfg)
     assert _train_step(loaded) is False
-    with torch.no_grad():
-        for name, p in loaded.model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(0, 0.05)
-    loaded.model.save_pretrained(tmp_path / "adapter")
-    folder = model_lib.merge_adapter(cfg, tmp_path / "adapter", tmp_path / "merged")
+    folder = _merge_a_trained_adapter(loaded, cfg, tmp_path)
     with safe_open(str(folder / "model.safetensors"), "pt") as f:
         assert not [k for k in f.keys() if "lora_" in k]
         assert {f.get_tensor(k).dtype for k in f.keys()} <= {torch.bfloat16, torch.float16}
