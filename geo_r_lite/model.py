@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig
+from .families import FAMILIES, TINY_NAMES, Family, family_of
 
 logger = logging.getLogger(__name__)
 
-# LoRA targets for the hf backend (module names of transformers 5's Qwen2-VL / Qwen2.5-VL).
-LANGUAGE_LORA_TARGETS = r"model\.language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
-VISION_LORA_TARGETS = r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2|gate_proj|up_proj|down_proj))"
 
 
 class ModelLoadError(RuntimeError):
@@ -144,12 +142,27 @@ def _import_unsloth():
 
 
 def resolve_model_path(name: str) -> str:
-    """``tiny`` -> the offline tiny Qwen2-VL folder (built on first use); anything else as given."""
-    if name == "tiny":
+    """A tiny name (``tiny``, ``tiny-qwen2.5-vl``, ``tiny-qwen3-vl``) -> its offline folder (built on
+    first use); anything else as given."""
+    if name in TINY_NAMES:
         from .tiny import ensure_tiny_model
 
-        return str(ensure_tiny_model())
+        return str(ensure_tiny_model(family=TINY_NAMES[name]))
     return name
+
+
+def model_family(path: str) -> Family:
+    """The family (``geo_r_lite.families``) of the model at ``path``, from its config's model_type."""
+    from transformers import AutoConfig
+
+    try:
+        model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
+    except OSError as err:
+        raise ModelLoadError(f"could not read the config of model {path!r}: {err}") from err
+    try:
+        return family_of(model_type)
+    except ValueError as err:
+        raise ModelLoadError(f"{path}: {err}") from None
 
 
 def _torch_dtype(name: str, on_cuda: bool):
@@ -197,21 +210,16 @@ def load_model(cfg: ModelConfig, *, for_training: bool = True, seed: int = 0) ->
     return LoadedModel(model=model, processor=processor, backend=backend, reason=reason, name_or_path=path)
 
 
-# Model types Unsloth's vLLM generation (fast_inference) serves; for others Unsloth turns it off
-# with a printed note only.
-VLLM_MODEL_TYPES = ("qwen2_5_vl", "qwen3_vl")
-
-
 def check_fast_inference(path: str, cfg: ModelConfig) -> None:
-    """Refuse ``fast_inference`` for a family Unsloth's vLLM cannot serve, once its type is known."""
+    """Refuse ``fast_inference`` for a family Unsloth's vLLM cannot serve, once its type is known
+    (Unsloth itself only prints a note and turns it off)."""
     if not cfg.fast_inference:
         return
-    from transformers import AutoConfig
-
-    model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
-    if model_type not in VLLM_MODEL_TYPES:
-        raise ModelLoadError(f"model.fast_inference=true but {path} is a {model_type} model, which Unsloth's vLLM "
-                             f"does not serve (only {', '.join(VLLM_MODEL_TYPES)}): set model.fast_inference=false "
+    family = model_family(path)
+    if not family.vllm:
+        served = ", ".join(f.title for f in FAMILIES.values() if f.vllm)
+        raise ModelLoadError(f"model.fast_inference=true but {path} is a {family.model_type} model ({family.title}), "
+                             f"which Unsloth's vLLM does not serve (only {served}): set model.fast_inference=false "
                              "or use Qwen2.5-VL (configs/qwen25vl_vllm.yaml)")
 
 
@@ -355,7 +363,7 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
         # Seeded right before the LoRA draws its initial weights: the same run whatever consumed
         # random numbers before (building the tiny model on a cold cache, loading, the data pass).
         set_seed(seed)
-        model = get_peft_model(model, lora_config(cfg))
+        model = get_peft_model(model, lora_config(cfg, model_family(path)))
     _drop_input_grad_hooks(model)
     return model, processor
 
@@ -383,19 +391,20 @@ def _drop_input_grad_hooks(model) -> None:
             module._require_grads_hooks = []
 
 
-def lora_config(cfg: ModelConfig):
-    """The peft LoraConfig for the hf backend: language and/or vision layers, as configured."""
+def lora_config(cfg: ModelConfig, family: Family):
+    """The peft LoraConfig for the hf backend: the family's language and/or vision layers, as configured."""
     from peft import LoraConfig
 
-    targets = [t for t, on in ((LANGUAGE_LORA_TARGETS, cfg.finetune_language_layers), (VISION_LORA_TARGETS, cfg.finetune_vision_layers)) if on]
-    if not targets:
-        raise ModelLoadError("LoRA needs model.finetune_language_layers or model.finetune_vision_layers")
+    try:
+        targets = family.lora_targets(language=cfg.finetune_language_layers, vision=cfg.finetune_vision_layers)
+    except ValueError:
+        raise ModelLoadError("LoRA needs model.finetune_language_layers or model.finetune_vision_layers") from None
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         bias="none",
-        target_modules="|".join(f"(?:{t})" for t in targets),
+        target_modules=targets,
         task_type="CAUSAL_LM",
     )
 

@@ -1,10 +1,11 @@
-"""A tiny, randomly initialised Qwen2-VL built fully offline, for tests and the smoke config.
+"""Tiny, randomly initialised Qwen2-VL / Qwen2.5-VL / Qwen3-VL models built fully offline, for tests.
 
 No model hub is needed: the tokenizer is a real byte-level BPE (``tokenizers``) trained on a small
-built-in corpus and carrying Qwen's special tokens and the Qwen2-VL chat template; the image and
-video processors are transformers' own Qwen2-VL classes; the model is ``Qwen2VLForConditionalGeneration``
-with a few tiny layers. ``build_tiny_model(folder)`` saves an ordinary model folder that loads back
-through ``geo_r_lite.model.load_model`` exactly like ``Qwen/Qwen2-VL-2B-Instruct`` does for users.
+built-in corpus and carrying Qwen's special tokens and the Qwen2-VL chat template (the vision tokens
+every family's template uses); processors and models are transformers' own classes of each family
+with a few tiny layers. ``build_tiny_model(folder, family=...)`` saves an ordinary model folder that
+loads back through ``geo_r_lite.model.load_model`` exactly like ``Qwen/Qwen2-VL-2B-Instruct`` does for
+users. ``model.name``: ``tiny`` (Qwen2-VL), ``tiny-qwen2.5-vl``, ``tiny-qwen3-vl``.
 
 The build is deterministic: same folder contents (weights included) for the same seed.
 """
@@ -99,20 +100,66 @@ def _build_tokenizer(vocab_size: int):
     return fast
 
 
-def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 1024, overwrite: bool = False) -> Path:
-    """Build the tiny Qwen2-VL (model, tokenizer, processors) and save it in ``folder``.
+def _text_config(tokenizer, ids: dict[str, int], family: str) -> dict:
+    head_dim = 16  # hidden 64 / 4 heads; mrope sections must sum to head_dim / 2
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
+    if family == "qwen3_vl":
+        rope["mrope_interleaved"] = True
+    text = {
+        "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 4096,
+        "rope_parameters": rope, "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"], "tie_word_embeddings": False,
+    }
+    if family == "qwen3_vl":
+        text["head_dim"] = head_dim
+    assert sum(rope["mrope_section"]) == head_dim // 2
+    return text
 
-    Returns the folder. An existing complete build is reused unless ``overwrite``.
+
+def _vision_config(family: str) -> dict:
+    """Tiny vision towers with each family's real geometry (patch x merge) and block layout."""
+    if family == "qwen2_vl":
+        return {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "mlp_ratio": 2,
+                "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    if family == "qwen2_5_vl":  # windowed attention with one full-attention block, gated MLP
+        return {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+                "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+                "fullatt_block_indexes": [1]}
+    # qwen3_vl: 16 px patches, learnt position embeddings (a square grid), deepstack features
+    return {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+            "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0, 1]}
+
+
+def _classes(family: str):
+    """(config class, model class, processor class, video processor) of a family."""
+    import transformers as tf
+
+    if family == "qwen2_vl":
+        return tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration, tf.Qwen2VLProcessor, tf.Qwen2VLVideoProcessor()
+    if family == "qwen2_5_vl":
+        return (tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration, tf.Qwen2_5_VLProcessor,
+                tf.Qwen2VLVideoProcessor())
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    return tf.Qwen3VLConfig, tf.Qwen3VLForConditionalGeneration, tf.Qwen3VLProcessor, Qwen3VLVideoProcessor()
+
+
+def build_tiny_model(folder: str | Path, *, family: str = "qwen2_vl", seed: int = 0, vocab_size: int = 1024,
+                     overwrite: bool = False) -> Path:
+    """Build a tiny model of ``family`` (model, tokenizer, processors) and save it in ``folder``.
+
+    ``family``: ``qwen2_vl`` (default), ``qwen2_5_vl`` or ``qwen3_vl``. Each has its family's
+    config, model and processor classes and vision geometry (``geo_r_lite.families``), with a few
+    tiny layers. Returns the folder; an existing complete build is reused unless ``overwrite``.
     """
     import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2VLImageProcessor
 
+    from geo_r_lite.families import family_of
+
+    fam = family_of(family)
     folder = Path(folder)
     marker = folder / "geo_r_lite_tiny.json"
     if marker.is_file() and not overwrite:
@@ -121,61 +168,35 @@ def build_tiny_model(folder: str | Path, *, seed: int = 0, vocab_size: int = 102
 
     tokenizer = _build_tokenizer(vocab_size)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config_cls, model_cls, processor_cls, video_processor = _classes(family)
     # Pixel budget of the real processor's defaults would make tests slow; keep images small.
     # A size dict, not min_pixels/max_pixels: given those, the constructor writes into the class's
     # own default size dict, and every later Qwen2VLImageProcessor() in the process inherits it.
-    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": 16 * 28 * 28, "longest_edge": 64 * 28 * 28})
-    video_processor = Qwen2VLVideoProcessor()
-    processor = Qwen2VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE,
-    )
-
-    head_dim = 16  # hidden 64 / 4 heads; mrope sections must sum to head_dim / 2
-    config = Qwen2VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "tie_word_embeddings": False,
-        },
-        vision_config={
-            "depth": 2,
-            "embed_dim": 32,
-            "hidden_size": 64,
-            "num_heads": 2,
-            "mlp_ratio": 2,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-        },
+    step = fam.pixel_step
+    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": 16 * step * step, "longest_edge": 64 * step * step},
+                                            patch_size=fam.patch_size, merge_size=fam.merge_size)
+    processor = processor_cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
+                              chat_template=CHAT_TEMPLATE)
+    config = config_cls(
+        text_config=_text_config(tokenizer, ids, family),
+        vision_config=_vision_config(family),
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
-    assert sum(config.text_config.rope_parameters["mrope_section"]) == head_dim // 2
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config)
+    model = model_cls(config)
     model.generation_config.eos_token_id = ids["<|im_end|>"]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
-    marker.write_text(json.dumps({"seed": seed, "vocab_size": len(tokenizer)}), encoding="utf-8")
-    logger.info("built tiny Qwen2-VL in %s", folder)
+    marker.write_text(json.dumps({"seed": seed, "vocab_size": len(tokenizer), "family": family}), encoding="utf-8")
+    logger.info("built tiny %s in %s", fam.title, folder)
     return folder
 
 
-def ensure_tiny_model(folder: str | Path | None = None) -> Path:
-    """Return the tiny model folder, building it on first use (a few seconds, offline)."""
-    return build_tiny_model(folder or DEFAULT_TINY_DIR)
+def ensure_tiny_model(folder: str | Path | None = None, *, family: str = "qwen2_vl") -> Path:
+    """Return the tiny model folder of ``family``, building it on first use (a few seconds, offline)."""
+    default = DEFAULT_TINY_DIR if family == "qwen2_vl" else DEFAULT_TINY_DIR.parent / f"tiny-{family}"
+    return build_tiny_model(folder or default, family=family)

@@ -37,6 +37,17 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2-vl"))
 
 
+@pytest.fixture(scope="session")
+def tiny_family_dirs(tmp_path_factory, tiny_model_dir):
+    """model_type -> folder of that family's tiny model (Qwen2-VL is ``tiny_model_dir``)."""
+    from geo_r_lite.tiny import build_tiny_model
+
+    dirs = {"qwen2_vl": tiny_model_dir}
+    for family in ("qwen2_5_vl", "qwen3_vl"):
+        dirs[family] = build_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}"), family=family)
+    return dirs
+
+
 @pytest.fixture
 def solid_image():
     """A small solid-colour PIL image factory."""

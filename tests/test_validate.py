@@ -73,7 +73,7 @@ def test_fast_inference_refused_for_a_family_vllm_cannot_serve(tiny_model_dir):
     from geo_r_lite import model as model_lib
     from geo_r_lite.config import ModelConfig
 
-    with pytest.raises(model_lib.ModelLoadError, match="qwen2_vl model, which Unsloth's vLLM does not serve"):
+    with pytest.raises(model_lib.ModelLoadError, match=r"qwen2_vl model \(Qwen2-VL\), which Unsloth's vLLM does not serve"):
         model_lib.check_fast_inference(str(tiny_model_dir), ModelConfig(fast_inference=True))
     model_lib.check_fast_inference(str(tiny_model_dir), ModelConfig(fast_inference=False))
 
