@@ -115,6 +115,11 @@ class TrainConfig:
     max_completion_length: int = 256
     temperature: float = 1.0
     beta: float = 0.0  # KL coefficient (0: no reference model, as in recent GRPO practice)
+    # GRPO variants; null keeps TRL's default (loss dapo, token-level ratios, group scaling, no masking).
+    loss_type: str | None = None  # grpo | dr_grpo | dapo | bnpo | cispo | sapo | luspo | vespo
+    importance_sampling_level: str | None = None  # token | sequence (GSPO)
+    scale_rewards: str | None = None  # group | batch | none
+    mask_truncated_completions: bool | None = None
     optim: str = "adamw_8bit"
     lr_scheduler_type: str = "cosine"
     warmup_ratio: float = 0.03

@@ -116,6 +116,9 @@ def trl_kwargs(
             temperature=t.temperature,
             beta=t.beta,
         )
+        for key in ("loss_type", "importance_sampling_level", "scale_rewards", "mask_truncated_completions"):
+            if getattr(t, key) is not None:  # unset: TRL's own default
+                kwargs[key] = getattr(t, key)
         if reward_weights is not None:
             kwargs["reward_weights"] = list(reward_weights)
         if suppress_token_ids:

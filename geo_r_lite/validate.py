@@ -26,6 +26,10 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 STAGES = ("sft", "grpo")
 HIERARCHY_LEVELS = ("continent", "country", "region", "city")
+# TRL 1.14's GRPO variants (GRPOConfig's documented values).
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+IMPORTANCE_LEVELS = ("token", "sequence")
+REWARD_SCALING = ("group", "batch", "none")
 # Precision a dtype cannot train under (Unsloth refuses the pair; autocast would be lossy).
 _CLASHES = {("float16", "bf16"), ("bfloat16", "fp16")}
 
@@ -75,7 +79,8 @@ def check_config(cfg: Config) -> Config:
         _positive(f"model.{key}", getattr(m, key))
     if m.min_pixels > m.max_pixels:
         raise ConfigError(f"model.min_pixels={m.min_pixels} is above model.max_pixels={m.max_pixels}")
-    _check("model.max_pixels", m.max_pixels, m.max_pixels >= 28 * 28, "at least one 28 x 28 patch (784)")
+    _check("model.max_pixels", m.max_pixels, m.max_pixels >= 32 * 32,
+           "at least one merged patch (32 x 32 = 1024 pixels; Qwen2/2.5-VL's are 28 x 28)")
     _probability("model.lora_dropout", m.lora_dropout, open_high=True)
     _probability("model.gpu_memory_utilization", m.gpu_memory_utilization, open_low=True)
     if m.max_lora_rank is not None:
@@ -128,6 +133,10 @@ def check_config(cfg: Config) -> Config:
     if "grpo" in t.stages and batch % t.num_generations:
         raise ConfigError(f"train.per_device_train_batch_size x gradient_accumulation_steps = {batch} is not a "
                           f"multiple of train.num_generations={t.num_generations}: GRPO needs whole groups")
+    for key, valid in (("loss_type", LOSS_TYPES), ("importance_sampling_level", IMPORTANCE_LEVELS),
+                       ("scale_rewards", REWARD_SCALING)):
+        if getattr(t, key) is not None:
+            _one_of(f"train.{key}", getattr(t, key), valid)
     _positive("train.temperature", t.temperature)
     _check("train.beta", t.beta, t.beta >= 0, "a number >= 0")
     _probability("train.warmup_ratio", t.warmup_ratio, open_high=True)
