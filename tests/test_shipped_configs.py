@@ -30,6 +30,7 @@ def _trains(path: Path) -> bool:
 
 
 def _swap_model_and_data(tmp_path: Path, tiny_model_dir: Path) -> list[str]:
+    """Overrides that put the tiny model of the config's family and synthetic data in place."""
     return [
         f"--model.name={tiny_model_dir}",
         "--data.source=synthetic", "--data.path=null", "--data.synthetic_size=16", "--data.max_samples=null",
@@ -41,12 +42,15 @@ def _swap_model_and_data(tmp_path: Path, tiny_model_dir: Path) -> list[str]:
 
 def test_every_config_is_covered():
     names = {p.stem for p in CONFIGS}
-    assert {"smoke", "3090", "t4", "qwen25vl_vllm", "eval_im2gps3k"} <= names
+    assert {"smoke", "3090", "t4", "qwen25vl_vllm", "qwen3vl_3090", "qwen3vl_t4", "eval_im2gps3k"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_shipped_config_runs_a_step_of_each_stage_on_the_cpu(path, tmp_path, tiny_model_dir, caplog):
-    overrides = _swap_model_and_data(tmp_path, tiny_model_dir)
+def test_shipped_config_runs_a_step_of_each_stage_on_the_cpu(path, tmp_path, tiny_family_dirs, caplog):
+    from geo_r_lite.families import family_of_name
+
+    family = family_of_name(load_config(path).model.name)
+    overrides = _swap_model_and_data(tmp_path, tiny_family_dirs[family.model_type if family else "qwen2_vl"])
     if not _trains(path):
         import eval as eval_cli
 
