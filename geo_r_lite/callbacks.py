@@ -32,6 +32,9 @@ POOL_STATE_FILE = "pool_state.json"
 POOL_BATCH_FILE = "pool_last_built.json"
 # Written last into a checkpoint, after everything else: a checkpoint without it was cut short.
 COMPLETE_MARKER = "geo_r_lite_complete.json"
+# Written into a stage folder when its training starts: its checkpoints all carry the marker above
+# (a folder without it comes from before the marker existed).
+STAGE_MARKER = "geo_r_lite_stage.json"
 # Test hook: "STAGE:EVENT:STEP" (events: step, save) kills the process there with SIGKILL.
 KILL_ENV = "GEO_R_LITE_TEST_KILL"
 # Beside the stage folders: every checkpoint's sampler state points into this one image store.
@@ -66,6 +69,13 @@ def _maybe_killed(stage: str, event: str, step: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, log_path: Path | None = None,
                    samples_path: Path | None = None, sample_every: int = 0, dataset_length: int | None = None) -> list:
     """The callbacks a stage needs; each argument left None leaves its callback out.
@@ -88,6 +98,11 @@ def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, l
                 if pool is not None:
                     from geo_r_lite.sampler import save_records
 
+                    # At an epoch's last step the loader has nothing left to build ahead: the next
+                    # batch will come from the current selection, so there is nothing to replay.
+                    ends_epoch = state.epoch is not None and abs(state.epoch - round(state.epoch)) < 1e-9
+                    if ends_epoch:
+                        pool.last_built = None
                     if pool.last_built is not None:
                         save_records(pool.last_built, folder / POOL_BATCH_FILE,
                                      Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
@@ -96,12 +111,21 @@ def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, l
                                                             "last_built": pool.last_built is not None})
 
     class CheckpointMarkerCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+                _atomic_json(Path(args.output_dir) / STAGE_MARKER, {"stage": stage})
+            if pool is not None and pool.armed is not None:  # the training loop starts fetching now
+                pool.replay(pool.armed)
+                pool.armed = None
+
         def on_step_begin(self, args, state, control, **kwargs):
             _maybe_killed(stage, "step", state.global_step + 1)
 
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             _maybe_killed(stage, "save", state.global_step)
+            _barrier()  # every process has written its part (its RNG state) before the marker
             if state.is_world_process_zero and folder.is_dir():
                 _atomic_json(folder / COMPLETE_MARKER, {"step": state.global_step})
 
@@ -144,7 +168,9 @@ def _complete(folder: Path, legacy: bool) -> bool:
 def last_checkpoint(stage_dir: str | Path) -> Path | None:
     """The highest complete ``checkpoint-N`` folder of a stage, or None (also when the folder is missing).
 
-    A checkpoint cut short by a kill (no completion marker) is skipped, and the log says so.
+    A checkpoint cut short by a kill (no completion marker) is skipped, and the log says so. In a
+    stage folder from before the marker existed (no ``STAGE_MARKER``), a checkpoint whose trainer
+    state reads counts as complete.
     """
     stage_dir = Path(stage_dir)
     if not stage_dir.is_dir():
@@ -154,7 +180,7 @@ def last_checkpoint(stage_dir: str | Path) -> Path | None:
         prefix, _, number = child.name.partition("-")
         if prefix == "checkpoint" and number.isdigit() and child.is_dir():
             steps.append((int(number), child))
-    legacy = not any((folder / COMPLETE_MARKER).is_file() for _, folder in steps)
+    legacy = not (stage_dir / STAGE_MARKER).is_file()
     for _, folder in sorted(steps, reverse=True):
         if _complete(folder, legacy):
             return folder

@@ -78,10 +78,24 @@ class SamplerPool:
         return [r for r in items if r.id not in self.bad_ids]
 
     def refresh(self) -> None:
-        """Take a new snapshot of the selection; call only between batch fetches (step ends)."""
-        self.records = self._items()
+        """Take a new snapshot of the selection; call only between batch fetches (step ends).
+
+        When hotspots have taken every record (the model solves all the data it was given), the
+        last snapshot stays: training goes on with it, said once, instead of stopping mid-run.
+        """
+        records = self._items()
+        if not records and getattr(self, "records", None):
+            if not self.kept_solved:
+                logger.warning("every pooled record is now solved (a hotspot); training goes on with the last %d "
+                               "records. For new ones: more data (data.max_samples, sampler.capacity) or a higher "
+                               "sampler.saturation_threshold", len(self.records))
+            self.kept_solved = True
+            records = [r for r in self.records if r.id not in self.bad_ids] or self.records
+        self.records = records
         self._rows: dict[int, dict[str, Any]] = {}
         self.refreshes += 1
+
+    kept_solved = False  # the pool ran out of unsolved records and kept its last snapshot
 
     # The trainer's data loader builds the next batch one step ahead (accelerate fetches a batch
     # in advance), so the batch a checkpoint's next step trains on was built from the snapshot
@@ -89,6 +103,7 @@ class SamplerPool:
     # batch from it (``replay``), then goes on with the current selection, as the run it continues.
     last_built: list[GeoRecord] | None = None
     _replay: list[GeoRecord] | None = None
+    armed: list[GeoRecord] | None = None  # to replay once training starts (probes before it must not use it)
 
     def replay(self, records: list[GeoRecord]) -> None:
         """Build the next batch from ``records`` (the saved ``last_built`` of a checkpoint)."""
@@ -120,8 +135,8 @@ class SamplerPool:
                 continue
             return self.row_fn(record, image)
         raise DataError(
-            f"no usable record left in the training pool ({n} records, {len(self.bad_ids)} with bad images; "
-            "all others removed as hotspots?). Use more data (data.max_samples) or a larger sampler.capacity."
+            f"no usable record left in the training pool: all {n} have images that cannot be read "
+            f"({len(self.bad_ids)} counted in data_summary.json); check the image files or the data source"
         )
 
     def rows(self, slots: Sequence[int]) -> dict[str, list]:

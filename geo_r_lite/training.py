@@ -170,7 +170,7 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
         pool.refresh()
         length = pool_state.get("dataset_length")
         if pool_state.get("last_built"):
-            pool.replay(pool_state["last_built"])
+            pool.armed = pool_state["last_built"]  # replayed when training starts (callbacks)
     dataset = pool_dataset(pool, length)
     # A vision placeholder in a completion breaks the image-token count of the loss forward, so
     # transformers' generate suppresses them. vLLM's SamplingParams has no suppress_tokens: only when
@@ -194,7 +194,27 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
         processing_class=loaded.processor,
         callbacks=own + list(callbacks or []),
     )
+    _seed_each_epoch(trainer)
     return GRPOParts(trainer=trainer, pool=pool, feedback=feedback, sampler=sampler)
+
+
+def _seed_each_epoch(trainer) -> None:
+    """Give TRL's RepeatSampler a ``set_epoch`` that seeds it with ``seed + epoch``.
+
+    TRL's sampler draws every epoch's order from one generator seeded once, so a run resumed in its
+    second epoch would replay the first epoch's order. Seeded per epoch (the trainer calls
+    ``set_epoch`` before each), the order depends on the epoch alone; epoch 0 is TRL's own order.
+    """
+    original = trainer._get_train_sampler
+
+    def get_train_sampler(*args, **kwargs):
+        sampler = original(*args, **kwargs)
+        generator, seed = getattr(sampler, "generator", None), getattr(sampler, "seed", None)
+        if generator is not None and seed is not None:
+            sampler.set_epoch = lambda epoch: generator.manual_seed(seed + epoch)
+        return sampler
+
+    trainer._get_train_sampler = get_train_sampler
 
 
 def grpo_checkpoint_has_sampler(cfg: Config) -> bool:

@@ -48,16 +48,20 @@ def _cuda() -> tuple[bool, bool]:
     return True, bool(torch.cuda.is_bf16_supported())
 
 
-def precision_flags(precision: str, on_cuda: bool, bf16_ok: bool) -> dict[str, bool]:
-    """``{"bf16": ..., "fp16": ...}`` for ``train.precision`` in {auto, bf16, fp16, fp32}."""
+def precision_flags(precision: str, on_cuda: bool, bf16_ok: bool, dtype: str = "auto") -> dict[str, bool]:
+    """``{"bf16": ..., "fp16": ...}`` for ``train.precision`` in {auto, bf16, fp16, fp32}.
+
+    ``auto`` follows an explicit ``model.dtype`` (float16 -> fp16, bfloat16 -> bf16): training a
+    float16 model in bf16 is refused by Unsloth and lossy elsewhere.
+    """
     if precision not in ("auto", "bf16", "fp16", "fp32"):
         raise ConfigError(f"train.precision must be auto, bf16, fp16 or fp32; got {precision!r}")
     if not on_cuda:
         if precision in ("bf16", "fp16"):
-            logger.warning("train.precision=%s ignored on the CPU: training in fp32", precision)
+            logger.info("train.precision=%s needs a GPU: training in fp32 on the CPU", precision)
         return {"bf16": False, "fp16": False}
     if precision == "auto":
-        precision = "bf16" if bf16_ok else "fp16"
+        precision = {"float16": "fp16", "bfloat16": "bf16"}.get(dtype) or ("bf16" if bf16_ok else "fp16")
     if precision == "bf16" and not bf16_ok:
         raise ConfigError("train.precision=bf16 but this GPU has no bf16 (a T4?): use fp16 (configs/t4.yaml)")
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
@@ -98,7 +102,7 @@ def trl_kwargs(
         "gradient_checkpointing": False,  # already set up by geo_r_lite.model (see module docstring)
         "dataloader_num_workers": 0,  # the GRPO dataset refreshes from the sampler in this process
         "remove_unused_columns": False,  # the rewards need id, lat, lon and the place labels
-        **precision_flags(t.precision, on_cuda, bf16_ok),
+        **precision_flags(t.precision, on_cuda, bf16_ok, cfg.model.dtype),
     }
     if stage == "sft":
         kwargs.update(
@@ -149,6 +153,17 @@ def check_trainer_settings(cfg: Config) -> None:
         raise ConfigError(f"train.lr_scheduler_type={t.lr_scheduler_type!r} is not valid; choose one of: "
                           f"{', '.join(schedulers)}")
     check_report_to(t.report_to)
+    if "grpo" in t.stages:
+        import os
+
+        overrides = t.trl_overrides
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        steps = overrides.get("steps_per_generation") or t.gradient_accumulation_steps
+        batch = overrides.get("generation_batch_size") or t.per_device_train_batch_size * world * steps
+        if batch % t.num_generations:
+            raise ConfigError(f"train: a GRPO generation batch of {batch} completions (per_device_train_batch_size x "
+                              f"processes x steps per generation) is not a multiple of train.num_generations="
+                              f"{t.num_generations}: GRPO needs whole groups")
 
 
 def check_report_to(report_to: list[str]) -> None:

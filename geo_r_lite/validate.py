@@ -2,8 +2,8 @@
 
 ``check_config(cfg)`` raises ``ConfigError`` with one line naming the key, the bad value and what
 is valid: enumerated settings (backend, dtype, sources, stages, reward names, combine, distance
-shape, region key, precision), numeric ranges (probabilities in [0, 1], positive sizes, a batch
-TRL can split into whole groups) and cross-field rules (one weight per reward name, a budget
+shape, region key, precision), numeric ranges (probabilities in [0, 1], positive sizes, an image
+budget with room for every aspect ratio) and cross-field rules (one weight per reward name, a budget
 holding one image patch, precision matching the model dtype, no vision LoRA with vLLM).
 ``load_config`` runs it, so train.py and eval.py refuse alike.
 
@@ -79,6 +79,10 @@ def check_config(cfg: Config) -> Config:
         _positive(f"model.{key}", getattr(m, key))
     if m.min_pixels > m.max_pixels:
         raise ConfigError(f"model.min_pixels={m.min_pixels} is above model.max_pixels={m.max_pixels}")
+    if m.max_pixels < 2 * m.min_pixels:
+        # Narrower, and some aspect ratios have no multiple of the patch grid inside the budget: the
+        # processor would then resize our image again and count other image tokens.
+        raise ConfigError(f"model.max_pixels={m.max_pixels} must be at least twice model.min_pixels={m.min_pixels}")
     _check("model.max_pixels", m.max_pixels, m.max_pixels >= 32 * 32,
            "at least one merged patch (32 x 32 = 1024 pixels; Qwen2/2.5-VL's are 28 x 28)")
     _probability("model.lora_dropout", m.lora_dropout, open_high=True)
@@ -125,14 +129,15 @@ def check_config(cfg: Config) -> Config:
     for key in ("learning_rate", "sft_learning_rate"):
         _positive(f"train.{key}", getattr(t, key))
     for key in ("max_steps", "sft_max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
-                "max_completion_length", "logging_steps", "save_steps", "save_total_limit", "sample_every"):
+                "max_completion_length", "logging_steps", "save_steps"):
         _check(f"train.{key}", getattr(t, key), getattr(t, key) > 0, "a positive integer")
+    _check("train.sample_every", t.sample_every, t.sample_every >= 0, "a step count >= 0 (0: no sample log)")
+    # Checkpoints are rotated before the newest is complete: keeping two means a kill while saving
+    # always leaves a complete one to resume from.
+    _check("train.save_total_limit", t.save_total_limit, t.save_total_limit >= 2,
+           "at least 2 (a kill while saving must leave a complete checkpoint)")
     _check("train.num_generations", t.num_generations, t.num_generations >= 2,
            "at least 2 (GRPO compares completions within a group)")
-    batch = t.per_device_train_batch_size * t.gradient_accumulation_steps
-    if "grpo" in t.stages and batch % t.num_generations:
-        raise ConfigError(f"train.per_device_train_batch_size x gradient_accumulation_steps = {batch} is not a "
-                          f"multiple of train.num_generations={t.num_generations}: GRPO needs whole groups")
     for key, valid in (("loss_type", LOSS_TYPES), ("importance_sampling_level", IMPORTANCE_LEVELS),
                        ("scale_rewards", REWARD_SCALING)):
         if getattr(t, key) is not None:
@@ -143,7 +148,8 @@ def check_config(cfg: Config) -> Config:
     # ---- eval
     for key in ("batch_size", "max_new_tokens", "num_samples"):
         _check(f"eval.{key}", getattr(e, key), getattr(e, key) > 0, "a positive integer")
-    _positive("eval.temperature", e.temperature)
+    if e.do_sample or e.num_samples > 1:  # greedy decoding never reads it
+        _positive("eval.temperature", e.temperature)
     _check("eval.num_examples", e.num_examples, e.num_examples >= 0, "a count >= 0")
     if e.hotspot_km is not None:
         _positive("eval.hotspot_km", e.hotspot_km)

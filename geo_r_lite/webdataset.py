@@ -154,7 +154,9 @@ def sample_to_row(sample: Mapping[str, Any], cfg: DataConfig, stats: SkipStats,
         return None
     image = _image_of(sample, cfg.columns.get("image"))
     row_id = info.get(columns["id"]) if columns["id"] else None
-    return RawRow(str(row_id if row_id not in (None, "") else key), info.get(columns["lat"]),
+    # Without an id column the sample key names the row, qualified by its shard: keys often restart
+    # in every shard (0000.tar and 0001.tar both hold "000000"), and ids must be unique.
+    return RawRow(str(row_id if row_id not in (None, "") else desc), info.get(columns["lat"]),
                   info.get(columns["lon"]), image, desc, {"source": desc})
 
 

@@ -39,7 +39,7 @@ def main(model_dir: str, out: str, resume: bool) -> None:
     from geo_r_lite.training import fill_sampler, make_sampler, run_grpo
 
     cfg = load_config(REPO / "configs" / "smoke.yaml", [
-        f"--model.name={model_dir}", f"--train.output_dir={out}", "--train.max_steps=5", "--train.save_steps=1",
+        f"--model.name={model_dir}", f"--train.output_dir={out}", "--train.max_steps=10", "--train.save_steps=1",
         "--train.save_total_limit=2", "--train.max_completion_length=12", "--train.temperature=1.0",
         "--sampler.saturation_threshold=0.95", "--data.synthetic_size=24", "--sampler.capacity=16",
     ])

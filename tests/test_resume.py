@@ -107,8 +107,8 @@ def grpo_uninterrupted(tiny_model_dir, tmp_path_factory):
     return _trace(out), load_file(str(out / "grpo" / "adapter" / "adapter_model.safetensors"))
 
 
-@pytest.mark.parametrize("kill_at", ["grpo:step:4", "grpo:save:3"],
-                         ids=["inside-a-step", "inside-a-checkpoint-save"])
+@pytest.mark.parametrize("kill_at", ["grpo:step:4", "grpo:save:3", "grpo:step:9"],
+                         ids=["inside-a-step", "inside-a-checkpoint-save", "in-the-second-epoch-after-an-epoch-end"])
 def test_grpo_killed_then_resumed_sees_the_same_batches_and_ends_with_the_same_weights(
         tiny_model_dir, tmp_path, grpo_uninterrupted, kill_at):
     import torch
@@ -118,6 +118,7 @@ def test_grpo_killed_then_resumed_sees_the_same_batches_and_ends_with_the_same_w
     # The case that used to diverge: hotspots shrink the pool before the kill, so a dataset rebuilt
     # from the restored pool is shorter and TRL draws other slots.
     assert want_trace[3][0] == want_trace[2][0], "the pool must have shrunk (slots wrap) by step 3"
+    assert len(want_trace) == 10  # 8 steps an epoch: steps 9-10 are the second epoch
     killed = _grpo_job(tiny_model_dir, tmp_path, kill_at=kill_at)
     assert killed.returncode == -9, killed.stderr[-3000:]
     resumed = _grpo_job(tiny_model_dir, tmp_path, "--resume")
@@ -137,11 +138,13 @@ def test_resuming_a_finished_run_trains_nothing_more(tiny_model_dir, tmp_path, u
     shutil.copytree(uninterrupted[0], out)
     # A finished run whose evaluation was lost: resume redoes only that.
     shutil.rmtree(out / "eval")
-    before = _steps(out, "grpo")
+    metrics = (out / "grpo" / "metrics.jsonl").read_bytes()
+    checkpoints = {p.name: p.stat().st_mtime_ns for p in (out / "grpo").glob("checkpoint-*")}
     resumed = _train(tiny_model_dir, out, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "the grpo stage already finished" in resumed.stderr
-    assert _steps(out, "grpo") == before and not (out / "grpo" / "checkpoint-5").exists()
+    assert (out / "grpo" / "metrics.jsonl").read_bytes() == metrics, "GRPO logged again"
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "grpo").glob("checkpoint-*")} == checkpoints
     weights, texts = _outcome(out)
     assert texts == uninterrupted[1][1]
 

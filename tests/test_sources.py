@@ -348,12 +348,22 @@ def test_webdataset_local_shards_with_every_problem_counted(tmp_path):
     stats = SkipStats()
     records = list(iter_records(DataConfig(source="webdataset",
                                            path=str(tmp_path / "train-{0000..0002}.tar")), stats))
+    # Without an id in the json, the id is the shard and the sample key.
     assert [(r.id, r.country_code) for r in records] == [
-        ("a/0001", "FR"), ("osv-2", "AU"), ("b/0001", "US"), ("c/0", "FR"), ("c/1", "FR")]
+        ("train-0000.tar:a/0001", "FR"), ("osv-2", "AU"), ("train-0001.tar:b/0001", "US"),
+        ("train-0002.tar:c/0", "FR"), ("train-0002.tar:c/1", "FR")]
     assert all(isinstance(r.image, bytes) for r in records)
     by_reason = stats.as_dict()["by_reason"]
     assert by_reason == {"bad_coordinates": 1, "bad_row": 1, "corrupt_shard": 1,
                          "missing_column": 2, "missing_image": 1}
+
+
+def test_webdataset_keys_restarting_in_every_shard_are_not_duplicates(tmp_path):
+    for shard, place in (("0000", PARIS), ("0001", NEW_YORK)):
+        _shard(tmp_path / f"{shard}.tar", {"000000": {"jpg": _jpeg(), "json": _osv_json(*place)}})
+    stats = SkipStats()
+    records = list(iter_records(DataConfig(source="webdataset", path=str(tmp_path)), stats))
+    assert [r.id for r in records] == ["0000.tar:000000", "0001.tar:000000"] and stats.total == 0
 
 
 def test_webdataset_columns_override(tmp_path):
@@ -390,7 +400,7 @@ def test_remote_path_reads_through_datasets_webdataset_builder(tmp_path):
     stats = SkipStats()
     rows = [sample_to_row(s, DataConfig(), stats, {}) for s in remote_samples([str(shard)],
                                                                              "train")]
-    assert [(r.id, r.lat, r.lon) for r in rows] == [("k1", *SYDNEY)]
+    assert [(r.id, r.lat, r.lon) for r in rows] == [("s.tar:k1", *SYDNEY)]  # the same id as read locally
     assert isinstance(rows[0].image, dict) and rows[0].image["bytes"][:2] == b"\xff\xd8"
 
 

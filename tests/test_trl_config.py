@@ -33,6 +33,12 @@ def test_precision_flags(precision, on_cuda, bf16_ok, expected):
     assert precision_flags(precision, on_cuda, bf16_ok) == expected
 
 
+def test_auto_precision_follows_an_explicit_model_dtype():
+    assert precision_flags("auto", True, True, "float16") == {"bf16": False, "fp16": True}
+    assert precision_flags("auto", True, True, "bfloat16") == {"bf16": True, "fp16": False}
+    assert precision_flags("auto", True, False, "auto") == {"bf16": False, "fp16": True}
+
+
 @pytest.mark.parametrize(
     "precision, message",
     [

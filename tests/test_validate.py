@@ -42,7 +42,11 @@ REFUSED = [
     ("--model.max_pixels=100", "model.min_pixels=12544 is above model.max_pixels=100"),
     ("--model.lora_r=0", "model.lora_r=0 is not valid; it must be a positive number"),
     ("--train.num_generations=1", "train.num_generations=1 is not valid; it must be at least 2"),
-    ("--train.num_generations=3", "= 4 is not a multiple of train.num_generations=3"),
+    ("--train.save_total_limit=1", "train.save_total_limit=1 is not valid; it must be at least 2"),
+    ("--train.sample_every=-1", "train.sample_every=-1 is not valid"),
+    ("--model.min_pixels=20000", "model.max_pixels=25088 must be at least twice model.min_pixels=20000"),
+    ("--train.loss_type=ppo", "train.loss_type='ppo' is not valid; choose one of: grpo, dr_grpo, dapo"),
+    ("--eval.do_sample=true --eval.temperature=0", "eval.temperature=0.0 is not valid"),
     ("--train.learning_rate=-1e-5", "train.learning_rate=-1e-05 is not valid; it must be a positive number"),
     ("--train.max_steps=0", "train.max_steps=0 is not valid; it must be a positive integer"),
     ("--train.temperature=0", "train.temperature=0.0 is not valid"),
@@ -82,6 +86,7 @@ def test_fast_inference_refused_for_a_family_vllm_cannot_serve(tiny_model_dir):
     ("--train.optim=adamw_9bit", "train.optim='adamw_9bit' is not valid"),
     ("--train.lr_scheduler_type=cosinus", "train.lr_scheduler_type='cosinus' is not valid; choose one of: linear"),
     ("--train.report_to=[tensorbored]", "unknown integration(s) 'tensorbored'"),
+    ("--train.num_generations=3", "generation batch of 4 completions"),
 ])
 def test_trainer_names_are_checked_against_transformers(overrides, message):
     from geo_r_lite.trl_config import check_trainer_settings
@@ -99,3 +104,20 @@ def test_eval_py_refuses_in_one_line():
                           text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "eval.batch_size=0 is not valid" in done.stderr
+
+
+def test_whole_groups_count_processes_and_overrides(monkeypatch):
+    from geo_r_lite.trl_config import check_trainer_settings
+
+    two_gpus = load_config(SMOKE, ["--train.per_device_train_batch_size=2", "--train.num_generations=4"])
+    with pytest.raises(ConfigError, match="generation batch of 2 completions"):
+        check_trainer_settings(two_gpus)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    check_trainer_settings(two_gpus)  # 2 per device x 2 processes: whole groups of 4
+    monkeypatch.delenv("WORLD_SIZE")
+    check_trainer_settings(load_config(SMOKE, ["--train.per_device_train_batch_size=2", "--train.num_generations=4",
+                                               "--train.trl_overrides={steps_per_generation: 2}"]))
+
+
+def test_settings_greedy_decoding_never_reads_are_not_refused():
+    assert load_config(SMOKE, ["--eval.temperature=0", "--train.sample_every=0"]).eval.temperature == 0.0
