@@ -239,23 +239,29 @@ def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
     # Unsloth loads the processor with the model's default budget: swap in the budgeted one.
     unsloth_processor.image_processor = load_processor(path, cfg).image_processor
     unsloth_processor.tokenizer.padding_side = "left"
-    if cfg.adapter:
-        model = _attach_adapter(model, cfg.adapter, trainable=for_training)
-        _give_unsloth_its_peft_methods(model)
-    elif for_training:
+    if cfg.adapter or for_training:
+        # A saved adapter goes through get_peft_model too (then its weights are loaded): only that
+        # path gives the model all of Unsloth's patches, load_lora (how vLLM receives the LoRA) and
+        # its save functions, which PeftModel.from_pretrained would not.
+        saved = _adapter_config(cfg.adapter) if cfg.adapter else {}
         model = FastVisionModel.get_peft_model(
             model,
             finetune_vision_layers=cfg.finetune_vision_layers,
             finetune_language_layers=cfg.finetune_language_layers,
             finetune_attention_modules=True,
             finetune_mlp_modules=True,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
+            r=saved.get("r", cfg.lora_r),
+            lora_alpha=saved.get("lora_alpha", cfg.lora_alpha),
+            lora_dropout=saved.get("lora_dropout", cfg.lora_dropout),
             bias="none",
             random_state=seed,
             use_gradient_checkpointing="unsloth" if cfg.gradient_checkpointing else False,
         )
+        if cfg.adapter:
+            _load_adapter_weights(model, cfg.adapter)
+            if vllm_engine(model) is not None and not hasattr(model, "load_lora"):
+                raise ModelLoadError("this Unsloth version gives the model no load_lora, so vLLM would ignore the "
+                                     "adapter; set model.fast_inference=false")
     if for_training:
         FastVisionModel.for_training(model)
     else:
@@ -263,21 +269,32 @@ def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
     return model, unsloth_processor
 
 
-def _give_unsloth_its_peft_methods(model) -> None:
-    """Give a ``PeftModel.from_pretrained`` model what Unsloth's ``get_peft_model`` would have.
+def _adapter_config(adapter: str) -> dict:
+    path = Path(adapter) / "adapter_config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"model.adapter={adapter!r} is not a LoRA adapter folder (no adapter_config.json)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ModelLoadError(f"{path} is unreadable: {err}") from None
 
-    Unsloth adds ``load_lora`` (how vLLM receives the LoRA: without it vLLM generates from the
-    base weights, for evaluation and GRPO rollouts alike) and binds its save functions to the
-    PeftModel only in ``get_peft_model``. A saved adapter must get them too, or fail loudly.
-    """
-    from unsloth.models._utils import patch_peft_fast_inference
-    from unsloth.save import patch_saving_functions
 
-    patch_saving_functions(model, vision=True)
-    patch_peft_fast_inference(model)
-    if vllm_engine(model) is not None and not hasattr(model, "load_lora"):
-        raise ModelLoadError("this Unsloth version gives the loaded adapter no load_lora, so vLLM would ignore it; "
-                             "set model.fast_inference=false")
+def _load_adapter_weights(model, adapter: str) -> None:
+    """Put a saved adapter's LoRA weights into ``model``'s LoRA layers; the layouts must match."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    path = Path(adapter) / "adapter_model.safetensors"
+    if not path.is_file():
+        raise ModelLoadError(f"model.adapter={adapter!r} has no adapter_model.safetensors")
+    result = set_peft_model_state_dict(model, load_file(str(path)))
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or missing:
+        raise ModelLoadError(
+            f"model.adapter={adapter!r} does not fit the LoRA layers model.finetune_language_layers / "
+            f"finetune_vision_layers make ({len(result.unexpected_keys)} of its weights have no layer, {len(missing)} "
+            f"layers get no weight, e.g. {(result.unexpected_keys or missing)[0]}): use the settings it was trained with")
+    logger.info("loaded LoRA adapter %s into Unsloth's LoRA layers", adapter)
 
 
 # The LoRA ranks vLLM can reserve a slot for.
@@ -425,7 +442,6 @@ def merge_adapter(cfg: ModelConfig, adapter: str | Path, folder: str | Path) -> 
     4-bit model would requantize the merged weights (rounding the LoRA update away), and the GPU
     still holds the training model. Needs the base weights in 16 bits (not a pre-quantized repo).
     """
-    import torch
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForImageTextToText
 

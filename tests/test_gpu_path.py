@@ -8,7 +8,6 @@ a stand-in reproduces what its source does (see the docstrings in geo_r_lite/mod
 
 from __future__ import annotations
 
-import sys
 import types
 from pathlib import Path
 
@@ -108,7 +107,7 @@ def _train_step(loaded):
 
     processor = loaded.processor
     text = processor.apply_chat_template(evaluation.build_prompt(), add_generation_prompt=True, tokenize=False)
-    inputs = processor(text=[text + "Paris"], images=[_images()[0]], return_tensors="pt")
+    inputs = processor(text=[text + "Paris"], images=[_images()[0]], return_tensors="pt").to(loaded.model.device)
     seen = {}
 
     def record(module, args, output):
@@ -255,32 +254,6 @@ def test_the_lora_request_is_made_once_and_a_missing_one_stops_the_run(tmp_path)
     assert evaluation._lora_request(loaded, no_adapter) is None
 
 
-def _fake_unsloth(monkeypatch, patch_peft):
-    """Stand-ins for the two Unsloth functions that give a PeftModel its load_lora and save methods."""
-    utils = types.ModuleType("unsloth.models._utils")
-    utils.patch_peft_fast_inference = patch_peft
-    save = types.ModuleType("unsloth.save")
-    save.patch_saving_functions = lambda model, vision=False: None
-    for name, module in {"unsloth": types.ModuleType("unsloth"), "unsloth.models": types.ModuleType("unsloth.models"),
-                         "unsloth.models._utils": utils, "unsloth.save": save}.items():
-        monkeypatch.setitem(sys.modules, name, module)
-
-
-def test_a_loaded_adapter_gets_load_lora_or_the_load_fails(monkeypatch):
-    def patch_like_unsloth(model):  # unsloth/models/_utils.py: copies the engine, adds load_lora
-        if model_lib.vllm_engine(model) is not None:
-            model.load_lora = lambda path: ("request", path)
-
-    _fake_unsloth(monkeypatch, patch_like_unsloth)
-    model = _EngineModel(with_lora=False)
-    model_lib._give_unsloth_its_peft_methods(model)
-    assert model.load_lora("a") == ("request", "a")
-
-    _fake_unsloth(monkeypatch, lambda model: None)  # a version that no longer does it
-    with pytest.raises(model_lib.ModelLoadError, match="vLLM would ignore it"):
-        model_lib._give_unsloth_its_peft_methods(_EngineModel(with_lora=False))
-
-
 # --------------------------------------------------------------------------- 6. Unsloth options
 
 
@@ -298,8 +271,24 @@ class _FakeFastVisionModel:
 
     @classmethod
     def get_peft_model(cls, model, **kwargs):
+        """Like Unsloth: LoRA on the asked layers, and load_lora when a vLLM engine is attached."""
+        from peft import LoraConfig, get_peft_model
+
+        from geo_r_lite.families import family_of
+
         cls.calls.append(("get_peft_model", kwargs))
-        return model
+        targets = family_of(model.config.model_type).lora_targets(
+            language=kwargs["finetune_language_layers"], vision=kwargs["finetune_vision_layers"])
+        peft_model = get_peft_model(model, LoraConfig(r=kwargs["r"], lora_alpha=kwargs["lora_alpha"],
+                                                      target_modules=targets, task_type="CAUSAL_LM"))
+        if cls.engine:
+            peft_model.base_model.model.vllm_engine = object()
+            if cls.adds_load_lora:
+                peft_model.load_lora = lambda path: ("request", path)
+        return peft_model
+
+    engine = False
+    adds_load_lora = True
 
     @staticmethod
     def for_training(model):
@@ -396,7 +385,9 @@ def test_4bit_training_keeps_the_vision_tower_frozen_and_merges_to_full_precisio
     text = processor.apply_chat_template(evaluation.build_prompt(), add_generation_prompt=True, tokenize=False)
     inputs = processor(text=[text], images=[_images()[0]], return_tensors="pt")
     with torch.no_grad():
-        assert torch.allclose(merged(**inputs).logits, reference.model(**inputs).logits, atol=5e-2)
+        want = reference.model(**inputs.to(reference.model.device)).logits.float().cpu()
+        got = merged(**inputs.to("cpu")).logits
+    assert torch.allclose(got, want, atol=5e-2)
 
 
 @pytest.mark.gpu
@@ -419,3 +410,45 @@ def test_unsloth_trainer_right_padding_does_not_reach_the_evaluation(tmp_path, t
     loaded.model.eval()
     batched = evaluation.generate_batch(loaded, images, cfg)
     assert [evaluation.generate_batch(loaded, [image], cfg)[0] for image in images] == batched
+
+
+def _saved_adapter(tiny_model_dir, tmp_path, **kw):
+    import torch
+
+    loaded = model_lib.load_model(_model_cfg(tiny_model_dir, **kw))
+    with torch.no_grad():
+        for name, p in loaded.model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.02)
+    loaded.model.save_pretrained(tmp_path / "adapter")
+    return str(tmp_path / "adapter")
+
+
+@pytest.mark.parametrize("for_training", [True, False], ids=["continue-training", "evaluate"])
+def test_a_saved_adapter_goes_through_unsloths_get_peft_model_with_its_weights(
+        monkeypatch, tiny_model_dir, tmp_path, for_training):
+    import torch
+
+    adapter = _saved_adapter(tiny_model_dir, tmp_path, lora_r=8)
+    monkeypatch.setattr(model_lib, "_import_unsloth", lambda: _FakeFastVisionModel)
+    monkeypatch.setattr(_FakeFastVisionModel, "engine", True)
+    cfg = _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter)  # lora_r 16 in the config, 8 saved
+    model, _ = model_lib._load_unsloth(str(tiny_model_dir), cfg, for_training=for_training, seed=0)
+    assert dict(_FakeFastVisionModel.calls)["get_peft_model"]["r"] == 8, "the adapter's own rank"
+    lora_b = [p for n, p in model.named_parameters() if "lora_B" in n]
+    assert lora_b and all(torch.allclose(p, torch.full_like(p, 0.02)) for p in lora_b)
+    assert model.load_lora("x") == ("request", "x")
+
+
+def test_an_adapter_vllm_would_ignore_or_that_does_not_fit_stops_the_load(monkeypatch, tiny_model_dir, tmp_path):
+    monkeypatch.setattr(model_lib, "_import_unsloth", lambda: _FakeFastVisionModel)
+    monkeypatch.setattr(_FakeFastVisionModel, "engine", True)
+    adapter = _saved_adapter(tiny_model_dir, tmp_path)
+    monkeypatch.setattr(_FakeFastVisionModel, "adds_load_lora", False)  # a version that no longer does it
+    with pytest.raises(model_lib.ModelLoadError, match="vLLM would ignore the adapter"):
+        model_lib._load_unsloth(str(tiny_model_dir), _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter),
+                                for_training=False, seed=0)
+    monkeypatch.setattr(_FakeFastVisionModel, "adds_load_lora", True)
+    with pytest.raises(model_lib.ModelLoadError, match="does not fit the LoRA layers"):
+        model_lib._load_unsloth(str(tiny_model_dir), _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter,
+                                                                finetune_vision_layers=True), for_training=True, seed=0)
