@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from geo_r_lite.config import load_config, split_cli
+from geo_r_lite.console import quiet_known_noise
 
 logger = logging.getLogger("eval")
 
@@ -94,6 +95,7 @@ def locate_image(cfg, photo: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict | str:
+    quiet_known_noise()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config_path, overrides, rest = split_cli(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(rest)

@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 
 from geo_r_lite.config import Config, load_config, save_config, split_cli
+from geo_r_lite.console import quiet_known_noise, run_summary
 from geo_r_lite.model import load_model, prepare_backend
 from geo_r_lite.predictions import shard_from_env
 
@@ -143,7 +144,7 @@ def main(cfg: Config) -> dict:
     sft_done = resume and "sft" in cfg.train.stages and (sft_adapter / "adapter_config.json").is_file()
     grpo_done = resume and "grpo" in cfg.train.stages and stage_finished(cfg, "grpo")
     start = grpo_adapter if grpo_done else sft_adapter if sft_done else None
-    if start is not None and not model_cfg.adapter:
+    if start is not None:  # supersedes a model.adapter the run started from
         model_cfg = dataclasses.replace(model_cfg, adapter=str(start))
     loaded = load_model(model_cfg, for_training=True, seed=cfg.train.seed)
 
@@ -179,29 +180,52 @@ def main(cfg: Config) -> dict:
     if cfg.eval.enabled:
         from geo_r_lite.evaluation import run_evaluation
 
+        from geo_r_lite.evaluation import eval_output_dir
+
         eval_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, adapter=summary["adapter"]))
         summary["eval"] = run_evaluation(eval_cfg, loaded)
+        summary["eval_report"] = str(eval_output_dir(eval_cfg) / "report.md")
     if cfg.train.merge_weights and main_process:
         if adapter is None:
             logger.warning("train.merge_weights: no stage trained an adapter, nothing to merge")
         else:
             summary["merged"] = str(save_merged(cfg, final, out / "merged"))
-    logger.info("done: %s", summary)
+    logger.debug("done: %s", summary)
+    if main_process:
+        logger.info("%s", run_summary(summary))
     return summary
+
+
+USAGE = """usage: python train.py [--config PATH] [--resume] [--section.key=value ...]
+
+Trains the configured stages (SFT, GRPO), saves the LoRA adapter and evaluates it.
+  --config PATH     a YAML config (default: configs/smoke.yaml, the CPU smoke job)
+  --resume          continue the run in train.output_dir from its last complete checkpoint
+  --section.key=V   override any config value, e.g. --train.max_steps=200 --model.name=tiny
+Configs: configs/*.yaml (README, "Configs"). Keys: the dataclasses in geo_r_lite/config.py."""
+
+
+def _print_usage():
+    print(USAGE)
+    raise SystemExit(0)
 
 
 def cli(argv: list[str]) -> Config:
     """``--config PATH``, ``--resume`` and dotted overrides -> Config (smoke config by default)."""
+    if "-h" in argv or "--help" in argv:
+        _print_usage()
     config_path, overrides, rest = split_cli(argv)
     if "--resume" in rest:
         rest.remove("--resume")
         overrides.append("--train.resume=true")
     if rest:
-        raise SystemExit(f"unknown arguments: {' '.join(rest)} (use --config PATH, --resume, --section.key=value)")
+        raise SystemExit(f"train.py: unknown arguments: {' '.join(rest)} (use --config PATH, --resume, "
+                         "--section.key=value; --help for more)")
     return load_config(config_path or DEFAULT_CONFIG, overrides)
 
 
 if __name__ == "__main__":
+    quiet_known_noise()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from geo_r_lite.config import ConfigError
     from geo_r_lite.model import ModelLoadError

@@ -337,7 +337,8 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
     kwargs: dict[str, Any] = {"dtype": dtype}
     quantized = on_cuda and cfg.load_in_4bit
     if cfg.load_in_4bit and not on_cuda:
-        logger.info("model.load_in_4bit needs CUDA (bitsandbytes): loading %s in full precision on the CPU", dtype)
+        logger.info("model.load_in_4bit needs CUDA (bitsandbytes): loading the model unquantized (%s) on the CPU",
+                    str(dtype).removeprefix("torch."))
     if on_cuda:
         import os
 
@@ -355,9 +356,15 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
     try:
         model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     except OSError as err:
+        hint = ""
+        if cfg.adapter and (Path(cfg.adapter) / "adapter_config.json").is_file():
+            base = json.loads((Path(cfg.adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if base and base != path:
+                hint = (f" The adapter {cfg.adapter} was trained on {base}: pass --model.name={base} or the "
+                        "run's --config.")
         raise ModelLoadError(
-            f"could not load model {path!r}: {err}. Use a local folder, or make sure the hub is reachable "
-            "(HF_HUB_OFFLINE=1 only works with a model already in the cache)."
+            f"could not load model {path!r}: {str(err).rstrip('.')}. Use a local folder, or make sure the hub is "
+            f"reachable (HF_HUB_OFFLINE=1 only works with a model already in the cache).{hint}"
         ) from err
     processor = load_processor(path, cfg)
     if not for_training:

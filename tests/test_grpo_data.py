@@ -180,3 +180,19 @@ def test_multi_process_runs_skip_the_group_feedback(monkeypatch):
     # a process sees a slice that cuts a group in two: no error, no report, the metric still logged
     feedback.funcs[0](completions=[WELL_FORMED] * 3, id=["r0", "r0", "r1"], log_metric=metrics.__setitem__)
     assert sampler.reports == [] and metrics["parse_failure_rate"] == 0.0
+
+
+def test_a_pool_whose_records_are_all_solved_keeps_training_on_its_last_snapshot(caplog):
+    import logging
+
+    sampler = FakeSampler([_record(i) for i in range(2)])
+    pool = SamplerPool(sampler, stats=SkipStats(), **BUDGET)
+    sampler.records = []  # every record became a hotspot
+    with caplog.at_level(logging.WARNING):
+        pool.refresh()
+        pool.refresh()
+    assert [r.id for r in pool.records] == ["r0", "r1"] and pool.row(1)["id"] == "r1"
+    assert caplog.text.count("every pooled record is now solved") == 1
+    sampler.records = [_record(5)]
+    pool.refresh()
+    assert [r.id for r in pool.records] == ["r5"]
