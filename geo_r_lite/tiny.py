@@ -60,6 +60,12 @@ CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
+# Qwen3-VL's template lays messages out the same way but adds no default system message.
+CHAT_TEMPLATE_QWEN3 = CHAT_TEMPLATE.replace(
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}", "")
+assert CHAT_TEMPLATE_QWEN3 != CHAT_TEMPLATE
+
 # Text the BPE merges are learnt from: the words our prompts and answers use, so that sequences
 # stay short (the toy learning check trains on them).
 _CORPUS = [
@@ -175,8 +181,9 @@ def build_tiny_model(folder: str | Path, *, family: str = "qwen2_vl", seed: int 
     step = fam.pixel_step
     image_processor = Qwen2VLImageProcessor(size={"shortest_edge": 16 * step * step, "longest_edge": 64 * step * step},
                                             patch_size=fam.patch_size, merge_size=fam.merge_size)
+    template = CHAT_TEMPLATE_QWEN3 if family == "qwen3_vl" else CHAT_TEMPLATE
     processor = processor_cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor,
-                              chat_template=CHAT_TEMPLATE)
+                              chat_template=template)
     config = config_cls(
         text_config=_text_config(tokenizer, ids, family),
         vision_config=_vision_config(family),

@@ -68,6 +68,17 @@ def test_load_generate_and_count_image_tokens(family, tiny_family_dirs):
     assert out.shape[1] > inputs["input_ids"].shape[1]
 
 
+def test_qwen3_vl_template_adds_no_default_system_message(tiny_family_dirs):
+    from transformers import AutoProcessor
+
+    user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where?"}]}]
+    for family, default_system in (("qwen2_vl", True), ("qwen2_5_vl", True), ("qwen3_vl", False)):
+        text = AutoProcessor.from_pretrained(tiny_family_dirs[family]).apply_chat_template(
+            user, add_generation_prompt=True, tokenize=False)
+        assert text.startswith("<|im_start|>system") == default_system, family
+        assert "<|vision_start|><|image_pad|><|vision_end|>Where?<|im_end|>" in text
+
+
 @pytest.mark.parametrize("vision", [False, True], ids=["language-only", "language-and-vision"])
 @pytest.mark.parametrize("family", FAMILY_IDS)
 def test_lora_targets_the_intended_modules(family, vision, tiny_family_dirs):
