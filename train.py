@@ -67,6 +67,7 @@ def _restore_data_summary(stats, path: Path) -> int:
     saved = json.loads(path.read_text(encoding="utf-8"))
     stats.counts.update(saved.get("by_reason", {}))
     stats.examples.update(saved.get("examples", {}))
+    stats.shards.update(saved.get("shards", {}))
     return int(saved.get("records_streamed", 0))
 
 

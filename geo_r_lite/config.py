@@ -60,6 +60,10 @@ class DataConfig:
     # Column mapping overrides, e.g. {"lat": "latitude", "lon": "longitude", "image": "IMG_ID"}.
     columns: dict[str, str] = field(default_factory=dict)
     max_samples: int | None = None
+    # webdataset: read the shards in a random order seeded by data.seed (null: on for remote shards,
+    # off for local ones), taking at most max_per_shard rows of each, so data.max_samples spans the set.
+    shuffle_shards: bool | None = None
+    max_per_shard: int | None = None
     strict: bool = False  # a skipped row becomes an error naming the row
     allow_null_island: bool = False  # accept exactly (0, 0) coordinates
     synthetic_size: int = 64

@@ -170,6 +170,7 @@ class SkipStats:
         self.strict = strict
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[str]] = {}
+        self.shards: dict[str, int] = {}  # sharded sources: rows read from each shard, in reading order
 
     def add(self, reason: str, row_desc: str, detail: str | None = None) -> None:
         """Record one skipped row; ``row_desc`` names it (e.g. "data.csv line 12, id=abc")."""
@@ -190,12 +191,15 @@ class SkipStats:
         return self.counts[reason]
 
     def as_dict(self) -> dict[str, Any]:
-        """``{"total": n, "by_reason": {...}, "examples": {...}}``, plain values."""
-        return {
+        """``{"total": n, "by_reason": {...}, "examples": {...}}`` (+ ``"shards"``: rows read per shard)."""
+        summary = {
             "total": self.total,
             "by_reason": dict(sorted(self.counts.items())),
             "examples": {reason: list(rows) for reason, rows in sorted(self.examples.items())},
         }
+        if self.shards:
+            summary["shards"] = dict(self.shards)
+        return summary
 
     def log_summary(self, logger: logging.Logger, seen: int | None = None) -> None:
         """One line per reason at WARNING (INFO when nothing was skipped)."""

@@ -100,6 +100,8 @@ def check_config(cfg: Config) -> Config:
         if data.max_samples is not None:
             _check(f"{key}.max_samples", data.max_samples, data.max_samples > 0, "a positive count or null")
         _positive(f"{key}.synthetic_size", data.synthetic_size)
+        if data.max_per_shard is not None:
+            _check(f"{key}.max_per_shard", data.max_per_shard, data.max_per_shard > 0, "a positive count or null")
         _check(f"{key}.synthetic_jitter_deg", data.synthetic_jitter_deg, 0 <= data.synthetic_jitter_deg <= 1,
                "in [0, 1] degrees")
     # ---- sampler

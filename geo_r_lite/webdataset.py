@@ -6,6 +6,11 @@ spaces. Local shards are read here with ``tarfile`` as a stream: members sharing
 to the first dot of the file name) form one sample. Remote shards (``hf://``, ``https://``, ...)
 go through the ``datasets`` "webdataset" builder with ``streaming=True``.
 
+Shards are read one after the other, in a random order seeded by ``data.seed`` when
+``data.shuffle_shards`` is on (the default for remote shards), at most ``data.max_per_shard`` rows from
+each, so a bounded ``data.max_samples`` spans the set rather than its first shards; the data summary
+lists the shards read with their row counts.
+
 Each sample needs an image member (``jpg``/``jpeg``/``png``/``webp``, or the extension named by
 ``data.columns.image``) and a ``json`` member whose coordinates are found like manifest columns
 (``latitude``/``longitude``, ``lat``/``lon``, ... or ``data.columns``). Samples without them are
@@ -19,6 +24,7 @@ import glob
 import json
 import logging
 import os
+import random
 import re
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -173,13 +179,27 @@ def webdataset_rows(cfg: DataConfig, stats: SkipStats) -> Iterator[RawRow]:
     missing = [s for s in shards if not remote and not os.path.isfile(s)]
     if missing:
         raise DataError(f"data.path: shard(s) not found: {missing[:5]}")
-    logger.info("webdataset: %d shard(s), %s", len(shards), "remote" if remote else "local")
+    shuffle = cfg.shuffle_shards if cfg.shuffle_shards is not None else bool(remote)
+    if shuffle:
+        random.Random(f"geo-r-lite shards {cfg.seed}").shuffle(shards)
+    logger.info("webdataset: %d shard(s), %s, %s order%s", len(shards), "remote" if remote else "local",
+                f"shuffled (data.seed={cfg.seed})" if shuffle else "listed",
+                f", at most {cfg.max_per_shard} rows each" if cfg.max_per_shard else "")
     cache: dict = {}
-    if remote:
-        samples: Iterator[Mapping[str, Any]] = remote_samples(shards, cfg.split)
-    else:
-        samples = (sample for shard in shards for sample in _tar_samples(shard, stats))
-    for sample in samples:
-        row = sample_to_row(sample, cfg, stats, cache)
-        if row is not None:
-            yield row
+    for shard in shards:
+        samples = remote_samples([shard], cfg.split) if remote else _tar_samples(shard, stats)
+        read = 0
+        try:
+            for sample in samples:
+                row = sample_to_row(sample, cfg, stats, cache)
+                if row is None:
+                    continue
+                read += 1
+                stats.shards[shard] = read
+                yield row
+                if cfg.max_per_shard and read >= cfg.max_per_shard:
+                    break
+        finally:
+            close = getattr(samples, "close", None)
+            if close is not None:
+                close()

@@ -366,6 +366,43 @@ def test_webdataset_keys_restarting_in_every_shard_are_not_duplicates(tmp_path):
     assert [r.id for r in records] == ["0000.tar:000000", "0001.tar:000000"] and stats.total == 0
 
 
+def _shards_of_ten(folder, count=6):
+    places = [PARIS, NEW_YORK, SYDNEY]
+    for shard in range(count):
+        _shard(folder / f"{shard:04d}.tar", {f"{i:04d}": {"jpg": _jpeg(), "json": _osv_json(*places[shard % 3],
+                                                                                          id=f"s{shard}-{i}")}
+                                             for i in range(10)})
+    return str(folder / ("{0000..%04d}.tar" % (count - 1)))
+
+
+def test_webdataset_shards_shuffled_by_seed_and_capped(tmp_path):
+    path = _shards_of_ten(tmp_path)
+
+    def read(seed, **kw):
+        stats = SkipStats()
+        cfg = DataConfig(source="webdataset", path=path, shuffle_shards=True, max_per_shard=3, seed=seed, **kw)
+        ids = [r.id for r in iter_records(cfg, stats)]
+        return ids, stats
+
+    ids, stats = read(0)
+    assert len(ids) == 18 and len(set(ids)) == 18, "3 rows from each of the 6 shards"
+    order = [i.split("-")[0] for i in ids[::3]]
+    assert sorted(order) == [f"s{i}" for i in range(6)] and order != [f"s{i}" for i in range(6)]
+    assert read(0)[0] == ids, "the same seed reads the same order"
+    assert read(1)[0] != ids
+    assert list(stats.as_dict()["shards"].values()) == [3] * 6
+    assert [Path(p).name for p in stats.as_dict()["shards"]] == [f"{o[1:].zfill(4)}.tar" for o in order]
+    # max_samples now spans the set: 6 rows come from 2 shards at 3 a shard, not all from the first.
+    few = [r.id for r in iter_records(DataConfig(source="webdataset", path=path, shuffle_shards=True,
+                                                 max_per_shard=3, max_samples=6))]
+    assert len({i.split("-")[0] for i in few}) == 2
+
+
+def test_local_webdataset_shards_keep_their_order_unless_asked(tmp_path):
+    ids = [r.id for r in iter_records(DataConfig(source="webdataset", path=_shards_of_ten(tmp_path, 3)))]
+    assert ids == [f"s{s}-{i}" for s in range(3) for i in range(10)]
+
+
 def test_webdataset_columns_override(tmp_path):
     _shard(tmp_path / "s.tar", {"k1": {"webp": _jpeg(), "json": json.dumps(
         {"y": PARIS[0], "x": PARIS[1], "photo": "p1"}).encode()}})
