@@ -157,7 +157,8 @@ def write_outputs(out: str | os.PathLike, rows: list[dict], *, cfg=None,
         metrics["data_skipped"] = data_summary.get("by_reason", {})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n",
                                       encoding="utf-8")
-    plots = save_plots(rows, out)
+    published = {name: figures[benchmark] for name, _, figures in PUBLISHED if benchmark in figures}
+    plots = save_plots(rows, out, published)
     num_examples = cfg.eval.num_examples if cfg is not None else 5
     title = f"Evaluation of {metrics.get('model', 'predictions')}"
     report = render_report(metrics, rows, benchmark=benchmark, title=title,
