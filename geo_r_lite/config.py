@@ -153,6 +153,7 @@ class EvalConfig:
     use_vllm: bool = False
     num_examples: int = 5  # best/worst examples shown in report.md
     hotspot_km: float | None = None  # export the samples predicted within this distance
+    distance: str = "haversine"  # haversine (sphere) | geodesic (WGS-84, as GeoCLIP/G3 report)
 
 
 @dataclass

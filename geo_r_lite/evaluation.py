@@ -283,13 +283,13 @@ def run_evaluation(cfg: Config, loaded=None, *, shard: tuple[int, int] | None = 
                                                        encoding="utf-8")
     if not all((out / f"shard-{i}-of-{count}.done").is_file() for i in range(count)):
         logger.info("shard %d/%d done; the last shard to finish writes the merged report", index, count)
-        return score_rows(rows)
+        return score_rows(rows, cfg.eval.distance)
     lock = out / f"merge-{count}.lock"
     try:
         # Two shards finishing together both see every marker: only one merges.
         os.close(os.open(lock, os.O_CREAT | os.O_EXCL))
     except FileExistsError:
-        return score_rows(rows)
+        return score_rows(rows, cfg.eval.distance)
     try:
         logger.info("all %d shards done: merging them into the report", count)
         files = [out / shard_file_name(i, count) for i in range(count)]

@@ -176,8 +176,9 @@ def scored_rows(rows: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], C
     return [row for row in rows if not row.get("skipped")], skipped
 
 
-def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``compute_metrics`` over prediction rows, plus ``n_skipped_images`` by reason.
+def score_rows(rows: Sequence[dict[str, Any]], distance: str = "haversine") -> dict[str, Any]:
+    """``compute_metrics`` over prediction rows (distances by ``distance``: haversine | geodesic),
+    plus ``n_skipped_images`` by reason.
 
     Raises ValueError when no row can be scored.
     """
@@ -191,7 +192,7 @@ def score_rows(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     metrics = compute_metrics(
         [row.get("pred_lat") for row in rows], [row.get("pred_lon") for row in rows],
         [row["lat"] for row in rows], [row["lon"] for row in rows],
-        pred_places=pred_places, true_places=true_places)
+        pred_places=pred_places, true_places=true_places, distance_method=distance)
     metrics["format_ok_rate"] = float(np.mean([bool(row.get("format_ok")) for row in rows]))
     metrics["skipped_images"] = dict(sorted(skipped.items()))
     return metrics

@@ -115,6 +115,9 @@ def render_report(metrics: dict, rows: list[dict], *, benchmark: str | None = No
     lines = [f"# {title}", "", f"Benchmark: {benchmark or 'custom'}; {metrics['n']} photos scored, "
              f"{metrics['n_parsed']} parsed.", "", "## Accuracy within distance (%)", ""]
     lines += comparison_table(metrics, benchmark)
+    method = metrics.get("distance", "haversine")
+    lines += ["", "Distances: " + ("WGS-84 geodesic (as GeoCLIP and G3 report)" if method == "geodesic" else
+                                   "haversine on a sphere of 6,371 km (eval.distance: geodesic for WGS-84)") + "."]
     lines += ["", f"Median error {_km(metrics['median_km'])} km (parsed only: "
               f"{_km(metrics['median_km_parsed'])} km); GeoScore {metrics['geoscore']:.0f}; "
               f"parse failures {_pct(metrics['parse_failure_rate'])} % (counted as misses).", ""]
@@ -148,7 +151,7 @@ def write_outputs(out: str | os.PathLike, rows: list[dict], *, cfg=None,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = score_rows(rows)
+    metrics = score_rows(rows, cfg.eval.distance if cfg is not None else "haversine")
     if cfg is not None:
         benchmark = benchmark or detect_benchmark(cfg.eval.data.path, cfg.eval.data.image_dir)
         metrics["model"] = cfg.model.name + (f" + {cfg.model.adapter}" if cfg.model.adapter else "")

@@ -153,6 +153,7 @@ def check_config(cfg: Config) -> Config:
     if e.do_sample or e.num_samples > 1:  # greedy decoding never reads it
         _positive("eval.temperature", e.temperature)
     _check("eval.num_examples", e.num_examples, e.num_examples >= 0, "a count >= 0")
+    _one_of("eval.distance", e.distance, ("haversine", "geodesic"))
     if e.hotspot_km is not None:
         _positive("eval.hotspot_km", e.hotspot_km)
     return cfg

@@ -170,3 +170,31 @@ def test_properties_on_random_inputs(rows):
     assert 0.0 <= m["geoscore"] <= 5000.0
     assert m["parse_failure_rate"] == pytest.approx(1 - sum(r[4] for r in rows) / len(rows))
     assert m["median_km"] <= WORST_KM + 1e-6
+
+
+def test_geodesic_distances_are_the_wgs84_ones_and_the_report_says_so(tmp_path):
+    from geo_r_lite.config import config_from_dict
+    from geo_r_lite.geo import geodesic_km, haversine_km
+    from geo_r_lite.metrics import distances_km
+    from geo_r_lite.report import write_outputs
+
+    pred, true = ([48.8566, None, 40.0], [2.3522, None, -3.7]), ([51.5074, 10.0, 40.4168], [-0.1278, 10.0, -3.7038])
+    geo = distances_km(*pred, *true, method="geodesic")
+    hav = distances_km(*pred, *true)
+    assert np.isnan(geo[1]) and np.isnan(hav[1])
+    assert geo[0] == pytest.approx(float(geodesic_km(48.8566, 2.3522, 51.5074, -0.1278)))
+    assert hav[0] == pytest.approx(float(haversine_km(48.8566, 2.3522, 51.5074, -0.1278)))
+    assert abs(geo[0] - hav[0]) > 0.1  # the ellipsoid differs from the sphere by ~0.1-0.5 %
+    with pytest.raises(ValueError, match="haversine"):
+        distances_km(*pred, *true, method="vincenty")
+    # 0.2248 degrees along the equator: 24.997 km on the sphere, 25.025 km on the ellipsoid.
+    rows = [{"id": "a", "lat": 0.0, "lon": 0.0, "pred_lat": 0.0, "pred_lon": 0.2248, "text": "t", "format_ok": True,
+             "distance_km": 24.997}]
+    within = {}
+    for method in ("haversine", "geodesic"):
+        cfg = config_from_dict({"eval": {"distance": method, "num_examples": 0}})
+        metrics = write_outputs(tmp_path / method, rows, cfg=cfg)
+        assert metrics["distance"] == method
+        assert ("WGS-84 geodesic" in (tmp_path / method / "report.md").read_text()) == (method == "geodesic")
+        within[method] = metrics["acc@25km"]
+    assert within == {"haversine": 1.0, "geodesic": 0.0}
