@@ -30,6 +30,8 @@ SAMPLER_STATE_FILE = "sampler_state.json"
 POOL_STATE_FILE = "pool_state.json"
 # The records the already-built next batch was drawn from (see SamplerPool.last_built).
 POOL_BATCH_FILE = "pool_last_built.json"
+# The pool kept after every record was solved (SamplerPool.kept_solved): the sampler has none left.
+POOL_KEPT_FILE = "pool_kept.json"
 # Written last into a checkpoint, after everything else: a checkpoint without it was cut short.
 COMPLETE_MARKER = "geo_r_lite_complete.json"
 # Written into a stage folder when its training starts: its checkpoints all carry the marker above
@@ -106,15 +108,27 @@ def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, l
                     if pool.last_built is not None:
                         save_records(pool.last_built, folder / POOL_BATCH_FILE,
                                      Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                    if pool.kept_solved:
+                        save_records(pool.records, folder / POOL_KEPT_FILE,
+                                     Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
                     _atomic_json(folder / POOL_STATE_FILE, {"dataset_length": dataset_length,
                                                             "bad_ids": sorted(pool.bad_ids),
-                                                            "last_built": pool.last_built is not None})
+                                                            "last_built": pool.last_built is not None,
+                                                            "kept_solved": pool.kept_solved})
 
     class CheckpointMarkerCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-                _atomic_json(Path(args.output_dir) / STAGE_MARKER, {"stage": stage})
+            stage_dir = Path(args.output_dir)
+            if state.is_world_process_zero and not (stage_dir / STAGE_MARKER).is_file():
+                stage_dir.mkdir(parents=True, exist_ok=True)
+                # Checkpoints of a run from before the markers: mark the complete ones first, so the
+                # stage marker does not turn them into "incomplete" ones.
+                folders = _checkpoints(stage_dir)
+                legacy = not any((f / COMPLETE_MARKER).is_file() for f in folders)
+                for folder in folders if legacy else ():
+                    if _complete(folder, legacy=True):
+                        _atomic_json(folder / COMPLETE_MARKER, {"step": checkpoint_step(folder), "legacy": True})
+                _atomic_json(stage_dir / STAGE_MARKER, {"stage": stage})
             if pool is not None and pool.armed is not None:  # the training loop starts fetching now
                 pool.replay(pool.armed)
                 pool.armed = None
@@ -165,6 +179,16 @@ def _complete(folder: Path, legacy: bool) -> bool:
         return False
 
 
+def _checkpoints(stage_dir: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders of a stage, by step."""
+    steps = []
+    for child in stage_dir.iterdir():
+        prefix, _, number = child.name.partition("-")
+        if prefix == "checkpoint" and number.isdigit() and child.is_dir():
+            steps.append((int(number), child))
+    return [folder for _, folder in sorted(steps)]
+
+
 def last_checkpoint(stage_dir: str | Path) -> Path | None:
     """The highest complete ``checkpoint-N`` folder of a stage, or None (also when the folder is missing).
 
@@ -175,13 +199,10 @@ def last_checkpoint(stage_dir: str | Path) -> Path | None:
     stage_dir = Path(stage_dir)
     if not stage_dir.is_dir():
         return None
-    steps = []
-    for child in stage_dir.iterdir():
-        prefix, _, number = child.name.partition("-")
-        if prefix == "checkpoint" and number.isdigit() and child.is_dir():
-            steps.append((int(number), child))
-    legacy = not (stage_dir / STAGE_MARKER).is_file()
-    for _, folder in sorted(steps, reverse=True):
+    folders = _checkpoints(stage_dir)
+    # Legacy: a folder from before any marker (a run that wrote markers has at least one of them).
+    legacy = not (stage_dir / STAGE_MARKER).is_file() and not any((f / COMPLETE_MARKER).is_file() for f in folders)
+    for folder in reversed(folders):
         if _complete(folder, legacy):
             return folder
         logger.warning("resume: %s is incomplete (the run was stopped while saving it); using the one before",
@@ -200,8 +221,10 @@ def read_pool_state(checkpoint: Path) -> dict | None:
     if not path.is_file():
         return None
     state = json.loads(path.read_text(encoding="utf-8"))
-    if state.get("last_built"):
-        from geo_r_lite.sampler import load_records
+    from geo_r_lite.sampler import load_records
 
+    if state.get("last_built"):
         state["last_built"] = load_records(Path(checkpoint) / POOL_BATCH_FILE)
+    if state.get("kept_solved"):
+        state["kept"] = load_records(Path(checkpoint) / POOL_KEPT_FILE)
     return state

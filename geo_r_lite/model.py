@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ModelConfig
-from .families import FAMILIES, TINY_NAMES, Family, family_of
+from .families import FAMILIES, TINY_NAMES, Family, family_of, family_of_name
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +157,11 @@ def model_family(path: str) -> Family:
 
     try:
         model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
-    except OSError as err:
-        raise ModelLoadError(f"could not read the config of model {path!r}: {err}") from err
+    except (OSError, ValueError, KeyError) as err:
+        guessed = family_of_name(path)  # e.g. offline, or a model type this transformers lacks
+        if guessed is not None:
+            return guessed
+        raise ModelLoadError(f"could not read the config of model {path!r}: {err}") from None
     try:
         return family_of(model_type)
     except ValueError as err:
@@ -244,10 +247,14 @@ def _load_unsloth(path: str, cfg: ModelConfig, for_training: bool, seed: int):
         # path gives the model all of Unsloth's patches, load_lora (how vLLM receives the LoRA) and
         # its save functions, which PeftModel.from_pretrained would not.
         saved = _adapter_config(cfg.adapter) if cfg.adapter else {}
+        # A saved adapter's own layout (its target modules), whatever model.finetune_* say now.
+        targets = {"target_modules": saved["target_modules"]} if saved.get("target_modules") else {}
+        vision = cfg.finetune_vision_layers if not targets else "visual" in str(saved["target_modules"])
         model = FastVisionModel.get_peft_model(
             model,
-            finetune_vision_layers=cfg.finetune_vision_layers,
-            finetune_language_layers=cfg.finetune_language_layers,
+            finetune_vision_layers=vision,
+            finetune_language_layers=cfg.finetune_language_layers or bool(targets),
+            **targets,
             finetune_attention_modules=True,
             finetune_mlp_modules=True,
             r=saved.get("r", cfg.lora_r),
@@ -282,12 +289,13 @@ def _adapter_config(adapter: str) -> dict:
 def _load_adapter_weights(model, adapter: str) -> None:
     """Put a saved adapter's LoRA weights into ``model``'s LoRA layers; the layouts must match."""
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from peft.utils import load_peft_weights
 
-    path = Path(adapter) / "adapter_model.safetensors"
-    if not path.is_file():
-        raise ModelLoadError(f"model.adapter={adapter!r} has no adapter_model.safetensors")
-    result = set_peft_model_state_dict(model, load_file(str(path)))
+    try:
+        weights = load_peft_weights(str(adapter), device="cpu")  # safetensors or .bin
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"model.adapter={adapter!r}: cannot read its weights ({err})") from None
+    result = set_peft_model_state_dict(model, weights)
     missing = [k for k in result.missing_keys if "lora_" in k]
     if result.unexpected_keys or missing:
         raise ModelLoadError(

@@ -43,7 +43,8 @@ ERROR_BANDS = ((25, "#1a9850", "< 25 km"), (200, "#91cf60", "25-200 km"), (750, 
 
 
 def _band(distance_km: float) -> int:
-    return next(i for i, (limit, _, _) in enumerate(ERROR_BANDS) if distance_km < limit)
+    """Index of the error band of a distance (the last band for anything not finite)."""
+    return next((i for i, (limit, _, _) in enumerate(ERROR_BANDS) if distance_km < limit), len(ERROR_BANDS) - 1)
 
 
 def cumulative_error_plot(rows: list[dict], path: str | os.PathLike,
@@ -126,12 +127,14 @@ def world_scatter_plot(rows: list[dict], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def per_continent_plot(rows: list[dict], path: str | os.PathLike) -> Path:
-    """Accuracy within 25 / 200 / 750 km per true continent (bars), with the photo counts."""
+def per_continent_plot(rows: list[dict], path: str | os.PathLike, table: dict | None = None) -> Path:
+    """Accuracy within 25 / 200 / 750 km per true continent (bars), with the photo counts.
+
+    ``table``: the metrics' ``per_continent`` (scored here when not given)."""
     from geo_r_lite.predictions import score_rows
 
     plt = _pyplot()
-    table = score_rows(rows)["per_continent"]
+    table = table if table is not None else score_rows(rows)["per_continent"]
     names = sorted(table, key=lambda name: -table[name]["n"])
     fig, ax = plt.subplots(figsize=(8, 4.2))
     x = np.arange(len(names))
@@ -148,16 +151,17 @@ def per_continent_plot(rows: list[dict], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def save_plots(rows: list[dict], out: str | os.PathLike,
-               published: dict[str, tuple[float, ...]] | None = None) -> dict[str, Path]:
+def save_plots(rows: list[dict], out: str | os.PathLike, published: dict[str, tuple[float, ...]] | None = None,
+               per_continent: dict | None = None) -> dict[str, Path]:
     """The three plots into folder ``out``; returns {name: path}. A plotting failure is logged,
     not raised: the metrics are already written by then."""
     out = Path(out)
     made = {}
     for name, draw in (("cumulative_error", lambda r, p: cumulative_error_plot(r, p, published)),
-                       ("world_scatter", world_scatter_plot), ("per_continent", per_continent_plot)):
+                       ("world_scatter", world_scatter_plot),
+                       ("per_continent", lambda r, p: per_continent_plot(r, p, per_continent))):
         try:
             made[name] = draw(rows, out / f"{name}.png")
-        except (ImportError, ValueError, OSError) as err:
+        except (ImportError, ValueError, OSError, KeyError) as err:
             logger.warning("could not draw %s: %s", name, err)
     return made

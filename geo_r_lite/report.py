@@ -143,6 +143,17 @@ def render_report(metrics: dict, rows: list[dict], *, benchmark: str | None = No
     return "\n".join(lines) + "\n"
 
 
+def _with_geodesic_distances(rows: list[dict]) -> list[dict]:
+    from geo_r_lite.geo import geodesic_km
+
+    out = []
+    for row in rows:
+        if row.get("pred_lat") is not None and row.get("distance_km") is not None:
+            row = {**row, "distance_km": float(geodesic_km(row["pred_lat"], row["pred_lon"], row["lat"], row["lon"]))}
+        out.append(row)
+    return out
+
+
 def write_outputs(out: str | os.PathLike, rows: list[dict], *, cfg=None,
                   data_summary: dict | None = None, benchmark: str | None = None) -> dict[str, Any]:
     """Score ``rows`` and write ``metrics.json``, ``report.md``, the plots and (when
@@ -161,7 +172,9 @@ def write_outputs(out: str | os.PathLike, rows: list[dict], *, cfg=None,
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n",
                                       encoding="utf-8")
     published = {name: figures[benchmark] for name, _, figures in PUBLISHED if benchmark in figures}
-    plots = save_plots(rows, out, published)
+    if metrics.get("distance") == "geodesic":  # rows carry haversine km: the plots and examples follow the table
+        rows = _with_geodesic_distances(rows)
+    plots = save_plots(rows, out, published, metrics.get("per_continent"))
     num_examples = cfg.eval.num_examples if cfg is not None else 5
     title = f"Evaluation of {metrics.get('model', 'predictions')}"
     report = render_report(metrics, rows, benchmark=benchmark, title=title,

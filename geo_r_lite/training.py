@@ -171,6 +171,8 @@ def build_grpo_trainer(cfg: Config, loaded, sampler, stats: SkipStats, *, reward
         length = pool_state.get("dataset_length")
         if pool_state.get("last_built"):
             pool.armed = pool_state["last_built"]  # replayed when training starts (callbacks)
+        if pool_state.get("kept"):  # every record was solved: the sampler has none, the pool kept these
+            pool.records, pool.kept_solved = pool_state["kept"], True
     dataset = pool_dataset(pool, length)
     # A vision placeholder in a completion breaks the image-token count of the loss forward, so
     # transformers' generate suppresses them. vLLM's SamplingParams has no suppress_tokens: only when

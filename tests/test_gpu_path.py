@@ -277,7 +277,7 @@ class _FakeFastVisionModel:
         from geo_r_lite.families import family_of
 
         cls.calls.append(("get_peft_model", kwargs))
-        targets = family_of(model.config.model_type).lora_targets(
+        targets = kwargs.get("target_modules") or family_of(model.config.model_type).lora_targets(
             language=kwargs["finetune_language_layers"], vision=kwargs["finetune_vision_layers"])
         peft_model = get_peft_model(model, LoraConfig(r=kwargs["r"], lora_alpha=kwargs["lora_alpha"],
                                                       target_modules=targets, task_type="CAUSAL_LM"))
@@ -449,6 +449,19 @@ def test_an_adapter_vllm_would_ignore_or_that_does_not_fit_stops_the_load(monkey
         model_lib._load_unsloth(str(tiny_model_dir), _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter),
                                 for_training=False, seed=0)
     monkeypatch.setattr(_FakeFastVisionModel, "adds_load_lora", True)
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(Path(adapter) / "adapter_model.safetensors"))
+    save_file({k: v for k, v in weights.items() if ".layers.0." not in k}, str(Path(adapter) / "adapter_model.safetensors"))
     with pytest.raises(model_lib.ModelLoadError, match="does not fit the LoRA layers"):
-        model_lib._load_unsloth(str(tiny_model_dir), _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter,
-                                                                finetune_vision_layers=True), for_training=True, seed=0)
+        model_lib._load_unsloth(str(tiny_model_dir), _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter),
+                                for_training=True, seed=0)
+
+
+def test_an_adapter_keeps_its_own_layers_whatever_the_config_says(monkeypatch, tiny_model_dir, tmp_path):
+    monkeypatch.setattr(model_lib, "_import_unsloth", lambda: _FakeFastVisionModel)
+    adapter = _saved_adapter(tiny_model_dir, tmp_path, finetune_vision_layers=True)
+    cfg = _model_cfg(tiny_model_dir, backend="unsloth", adapter=adapter)  # finetune_vision_layers: false
+    model, _ = model_lib._load_unsloth(str(tiny_model_dir), cfg, for_training=False, seed=0)
+    assert dict(_FakeFastVisionModel.calls)["get_peft_model"]["finetune_vision_layers"] is True
+    assert any(".visual." in n and "lora_B" in n for n, _ in model.named_parameters())

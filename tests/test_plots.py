@@ -27,7 +27,7 @@ def _rows():
 
 
 def test_error_bands_cover_every_distance():
-    assert [plots._band(d) for d in (0.0, 24.9, 25, 199, 700, 2499, 20000)] == [0, 0, 1, 1, 2, 3, 4]
+    assert [plots._band(d) for d in (0.0, 24.9, 25, 199, 700, 2499, 20000, float("nan"))] == [0, 0, 1, 1, 2, 3, 4, 4]
 
 
 def test_three_plots_are_drawn_offline(tmp_path):

@@ -107,8 +107,9 @@ def grpo_uninterrupted(tiny_model_dir, tmp_path_factory):
     return _trace(out), load_file(str(out / "grpo" / "adapter" / "adapter_model.safetensors"))
 
 
-@pytest.mark.parametrize("kill_at", ["grpo:step:4", "grpo:save:3", "grpo:step:9"],
-                         ids=["inside-a-step", "inside-a-checkpoint-save", "in-the-second-epoch-after-an-epoch-end"])
+@pytest.mark.parametrize("kill_at", ["grpo:step:4", "grpo:save:3", "grpo:step:9", "grpo:step:10"],
+                         ids=["inside-a-step", "inside-a-checkpoint-save", "in-the-second-epoch-after-an-epoch-end",
+                              "in-the-middle-of-the-second-epoch"])
 def test_grpo_killed_then_resumed_sees_the_same_batches_and_ends_with_the_same_weights(
         tiny_model_dir, tmp_path, grpo_uninterrupted, kill_at):
     import torch
@@ -177,3 +178,50 @@ def test_cold_and_warm_model_cache_train_the_same_lora(tmp_path, monkeypatch):
     lora = [(n, p) for n, p in cold.model.named_parameters() if "lora_A" in n]
     warm_params = dict(warm.model.named_parameters())
     assert lora and all(torch.equal(p, warm_params[n]) for n, p in lora)
+
+
+def test_a_run_whose_pool_is_all_solved_resumes(tiny_model_dir, tmp_path):
+    """The smoke job solves its six cities within a few GRPO steps; the kept pool must survive a kill."""
+    out = tmp_path / "run"
+    args = ["--train.max_steps=8", "--train.save_steps=2", "--eval.enabled=false"]
+    killed = subprocess.run([sys.executable, str(REPO / "train.py"), f"--model.name={tiny_model_dir}",
+                             f"--train.output_dir={out}", *args],
+                            env={**os.environ, "GEO_R_LITE_TEST_KILL": "grpo:step:8"}, capture_output=True, text=True,
+                            timeout=600, cwd=REPO)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert "every pooled record is now solved" in killed.stderr
+    assert (out / "grpo" / "checkpoint-6" / "pool_kept.json").is_file()
+    resumed = subprocess.run([sys.executable, str(REPO / "train.py"), f"--model.name={tiny_model_dir}",
+                              f"--train.output_dir={out}", *args, "--resume"], capture_output=True, text=True,
+                             timeout=600, cwd=REPO)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _steps(out, "grpo")[-1] == 8
+
+
+def _checkpoint(stage, step, *, state=True, marker=False):
+    folder = stage / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    if state:
+        (folder / "trainer_state.json").write_text("{}")
+    if marker:
+        (folder / "geo_r_lite_complete.json").write_text("{}")
+    return folder
+
+
+def test_which_checkpoint_counts_as_complete(tmp_path):
+    from geo_r_lite.callbacks import last_checkpoint
+
+    # Before any marker existed: a readable trainer state is enough.
+    legacy = tmp_path / "legacy"
+    _checkpoint(legacy, 2)
+    assert last_checkpoint(legacy).name == "checkpoint-2"
+    # A run that writes markers (even without the stage marker): the unmarked newest one was cut short.
+    marked = tmp_path / "marked"
+    _checkpoint(marked, 2, marker=True)
+    _checkpoint(marked, 3)
+    assert last_checkpoint(marked).name == "checkpoint-2"
+    # With the stage marker, only marked checkpoints count.
+    staged = tmp_path / "staged"
+    _checkpoint(staged, 2)
+    (staged / "geo_r_lite_stage.json").write_text("{}")
+    assert last_checkpoint(staged) is None
