@@ -179,9 +179,7 @@ def main(cfg: Config) -> dict:
 
     # ---- evaluate (on the in-memory model), then optionally merge the weights
     if cfg.eval.enabled:
-        from geo_r_lite.evaluation import run_evaluation
-
-        from geo_r_lite.evaluation import eval_output_dir
+        from geo_r_lite.evaluation import eval_output_dir, run_evaluation
 
         eval_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, adapter=summary["adapter"]))
         summary["eval"] = run_evaluation(eval_cfg, loaded)

@@ -95,8 +95,8 @@ def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, l
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             _maybe_killed(stage, "save", state.global_step)  # inside a save: model written, sampler not
             if state.is_world_process_zero and folder.is_dir():
-                sampler.save(folder / SAMPLER_STATE_FILE,
-                             image_store=Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                store = Path(args.output_dir).parent / SAMPLER_IMAGES_DIR
+                sampler.save(folder / SAMPLER_STATE_FILE, image_store=store)
                 if pool is not None:
                     from geo_r_lite.sampler import save_records
 
@@ -106,11 +106,9 @@ def make_callbacks(*, stage: str = "", pool=None, sampler=None, feedback=None, l
                     if ends_epoch:
                         pool.last_built = None
                     if pool.last_built is not None:
-                        save_records(pool.last_built, folder / POOL_BATCH_FILE,
-                                     Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                        save_records(pool.last_built, folder / POOL_BATCH_FILE, store)
                     if pool.kept_solved:
-                        save_records(pool.records, folder / POOL_KEPT_FILE,
-                                     Path(args.output_dir).parent / SAMPLER_IMAGES_DIR)
+                        save_records(pool.records, folder / POOL_KEPT_FILE, store)
                     _atomic_json(folder / POOL_STATE_FILE, {"dataset_length": dataset_length,
                                                             "bad_ids": sorted(pool.bad_ids),
                                                             "last_built": pool.last_built is not None,

@@ -25,6 +25,7 @@ from typing import Any
 
 from .config import ModelConfig
 from .families import FAMILIES, TINY_NAMES, Family, family_of, family_of_name
+from .validate import BACKENDS
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ def world_size() -> int:
 
 def resolve_backend(requested: str) -> tuple[str, str]:
     """Return (backend, reason) for ``requested`` in {auto, unsloth, hf}; raise ModelLoadError."""
-    if requested not in ("auto", "unsloth", "hf"):
-        raise ModelLoadError(f"model.backend must be one of auto, unsloth, hf; got {requested!r}")
+    if requested not in BACKENDS:
+        raise ModelLoadError(f"model.backend must be one of {', '.join(BACKENDS)}; got {requested!r}")
     has_cuda = cuda_available()
     has_unsloth = importlib.util.find_spec("unsloth") is not None
     if requested == "unsloth":
@@ -151,17 +152,20 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def model_family(path: str) -> Family:
-    """The family (``geo_r_lite.families``) of the model at ``path``, from its config's model_type."""
-    from transformers import AutoConfig
+def model_family(path: str, config=None) -> Family:
+    """The family (``geo_r_lite.families``) of the model at ``path``, from its config's model_type
+    (``config``: a loaded model's own, else read from ``path``)."""
+    if config is None:
+        from transformers import AutoConfig
 
-    try:
-        model_type = getattr(AutoConfig.from_pretrained(path), "model_type", None)
-    except (OSError, ValueError, KeyError) as err:
-        guessed = family_of_name(path)  # e.g. offline, or a model type this transformers lacks
-        if guessed is not None:
-            return guessed
-        raise ModelLoadError(f"could not read the config of model {path!r}: {err}") from None
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except (OSError, ValueError, KeyError) as err:
+            guessed = family_of_name(path)  # e.g. offline, or a model type this transformers lacks
+            if guessed is not None:
+                return guessed
+            raise ModelLoadError(f"could not read the config of model {path!r}: {err}") from None
+    model_type = getattr(config, "model_type", None)
     try:
         return family_of(model_type)
     except ValueError as err:
@@ -313,11 +317,11 @@ def adapter_rank(adapter: str | None) -> int | None:
     """The LoRA rank ``r`` a saved adapter folder was trained with (None without one)."""
     if not adapter:
         return None
-    path = Path(adapter) / "adapter_config.json"
     try:
-        return int(json.loads(path.read_text(encoding="utf-8"))["r"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ModelLoadError(f"model.adapter={adapter!r}: cannot read its LoRA rank from {path} ({err})") from None
+        return int(_adapter_config(adapter)["r"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelLoadError(f"model.adapter={adapter!r}: no usable LoRA rank in its adapter_config.json "
+                             f"({err})") from None
 
 
 def max_lora_rank(cfg: ModelConfig) -> int:
@@ -385,7 +389,7 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
                                                 gradient_checkpointing_kwargs=non_reentrant)
     elif cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=non_reentrant)
-    _drop_input_grad_hooks(model)
+    _drop_input_grad_hooks(model)  # now and after peft, which adds its own (see the function)
     if cfg.adapter:  # continue training a saved adapter (e.g. GRPO after a finished SFT stage)
         model = _attach_adapter(model, cfg.adapter, trainable=True)
     else:
@@ -395,7 +399,7 @@ def _load_hf(path: str, cfg: ModelConfig, for_training: bool, seed: int = 0):
         # Seeded right before the LoRA draws its initial weights: the same run whatever consumed
         # random numbers before (building the tiny model on a cold cache, loading, the data pass).
         set_seed(seed)
-        model = get_peft_model(model, lora_config(cfg, model_family(path)))
+        model = get_peft_model(model, lora_config(cfg, model_family(path, model.config)))
     _drop_input_grad_hooks(model)
     return model, processor
 

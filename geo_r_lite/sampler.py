@@ -290,22 +290,15 @@ class DiversitySampler:
         path.parent.mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
         if image_store is not None:
-            _store_images(state, Path(image_store), path.parent)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+            _store_images([record for _, _, record in state["pool"]["heap"]], Path(image_store), path.parent)
+        return _write_json(path, state)
 
     def load(self, path: str | os.PathLike) -> DiversitySampler:
         """Restore from a ``save``d file; images kept in an image store are read back as bytes,
         so the restored sampler equals the saved one exactly."""
         path = Path(path)
         state = json.loads(path.read_text(encoding="utf-8"))
-        for _, _, record in state["pool"]["heap"]:
-            stored = (record.get("image") or {}).get("stored")
-            if stored is not None:
-                data = (path.parent / stored).read_bytes()
-                record["image"] = {"bytes": base64.b64encode(data).decode("ascii")}
+        _load_stored_images([record for _, _, record in state["pool"]["heap"]], path.parent)
         self.load_state_dict(state)
         return self
 
@@ -313,23 +306,25 @@ class DiversitySampler:
 def save_records(records: Sequence[GeoRecord], path: str | os.PathLike, image_store: str | os.PathLike) -> Path:
     """Write ``records`` as JSON (atomically), their raw image bytes kept once in ``image_store``."""
     path = Path(path)
-    state = {"pool": {"heap": [[0.0, i, _record_to_state(r)] for i, r in enumerate(records)]}}
-    _store_images(state, Path(image_store), path.parent)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps([record for _, _, record in state["pool"]["heap"]]), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    states = [_record_to_state(r) for r in records]
+    _store_images(states, Path(image_store), path.parent)
+    return _write_json(path, states)
 
 
 def load_records(path: str | os.PathLike) -> list[GeoRecord]:
     """Inverse of ``save_records``."""
     path = Path(path)
-    records = json.loads(path.read_text(encoding="utf-8"))
-    for record in records:
-        stored = (record.get("image") or {}).get("stored")
-        if stored is not None:
-            record["image"] = {"bytes": base64.b64encode((path.parent / stored).read_bytes()).decode("ascii")}
-    return [GeoRecord.from_dict(record) for record in records]
+    states = json.loads(path.read_text(encoding="utf-8"))
+    _load_stored_images(states, path.parent)
+    return [GeoRecord.from_dict(state) for state in states]
+
+
+def _write_json(path: Path, value: Any) -> Path:
+    """``value`` as JSON in ``path``, atomically: a crash never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(value), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def _coordinates(records: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,10 +345,10 @@ def _as_float(value: Any) -> float:
         return math.nan
 
 
-def _store_images(state: dict[str, Any], store: Path, state_dir: Path) -> None:
-    """Move the pool's raw image bytes out of ``state`` into ``store`` (once per content)."""
+def _store_images(records: list[dict[str, Any]], store: Path, state_dir: Path) -> None:
+    """Move the raw image bytes of record states into ``store`` (once per content), in place."""
     store.mkdir(parents=True, exist_ok=True)
-    for _, _, record in state["pool"]["heap"]:
+    for record in records:
         image = record.get("image") or {}
         if "bytes" not in image:
             continue
@@ -364,6 +359,14 @@ def _store_images(state: dict[str, Any], store: Path, state_dir: Path) -> None:
             tmp.write_bytes(data)
             os.replace(tmp, target)
         record["image"] = {"stored": os.path.relpath(target, state_dir)}
+
+
+def _load_stored_images(records: list[dict[str, Any]], state_dir: Path) -> None:
+    """Inverse of ``_store_images``: read stored image bytes back into the record states, in place."""
+    for record in records:
+        stored = (record.get("image") or {}).get("stored")
+        if stored is not None:
+            record["image"] = {"bytes": base64.b64encode((state_dir / stored).read_bytes()).decode("ascii")}
 
 
 def _record_to_state(record: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, ConfigError
+from .validate import PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +55,9 @@ def precision_flags(precision: str, on_cuda: bool, bf16_ok: bool, dtype: str = "
     ``auto`` follows an explicit ``model.dtype`` (float16 -> fp16, bfloat16 -> bf16): training a
     float16 model in bf16 is refused by Unsloth and lossy elsewhere.
     """
-    if precision not in ("auto", "bf16", "fp16", "fp32"):
-        raise ConfigError(f"train.precision must be auto, bf16, fp16 or fp32; got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"train.precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}; "
+                          f"got {precision!r}")
     if not on_cuda:
         if precision in ("bf16", "fp16"):
             logger.info("train.precision=%s needs a GPU: training in fp32 on the CPU", precision)
@@ -154,10 +156,10 @@ def check_trainer_settings(cfg: Config) -> None:
                           f"{', '.join(schedulers)}")
     check_report_to(t.report_to)
     if "grpo" in t.stages:
-        import os
+        from .model import world_size  # the project's one reader of RANK / WORLD_SIZE
 
         overrides = t.trl_overrides
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        world = world_size()
         steps = overrides.get("steps_per_generation") or t.gradient_accumulation_steps
         batch = overrides.get("generation_batch_size") or t.per_device_train_batch_size * world * steps
         if batch % t.num_generations:

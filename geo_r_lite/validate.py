@@ -24,7 +24,6 @@ from geo_r_lite.config import Config, ConfigError
 BACKENDS = ("auto", "unsloth", "hf")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-STAGES = ("sft", "grpo")
 HIERARCHY_LEVELS = ("continent", "country", "region", "city")
 # TRL 1.14's GRPO variants (GRPOConfig's documented values).
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
@@ -66,10 +65,12 @@ def _probability(key: str, value, *, open_low: bool = False, open_high: bool = F
 
 def check_config(cfg: Config) -> Config:
     """Return ``cfg`` unchanged, or raise ``ConfigError`` naming the first bad setting."""
+    from geo_r_lite.metrics import DISTANCES
     from geo_r_lite.reward_registry import COMBINE_MODES, REWARD_REGISTRY
     from geo_r_lite.rewards import DISTANCE_SHAPES
     from geo_r_lite.sampler import REGION_KEYS
     from geo_r_lite.sources import SOURCES
+    from geo_r_lite.trl_config import STAGES
 
     m, d, s, r, t, e = cfg.model, cfg.data, cfg.sampler, cfg.reward, cfg.train, cfg.eval
     # ---- model
@@ -153,7 +154,7 @@ def check_config(cfg: Config) -> Config:
     if e.do_sample or e.num_samples > 1:  # greedy decoding never reads it
         _positive("eval.temperature", e.temperature)
     _check("eval.num_examples", e.num_examples, e.num_examples >= 0, "a count >= 0")
-    _one_of("eval.distance", e.distance, ("haversine", "geodesic"))
+    _one_of("eval.distance", e.distance, DISTANCES)
     if e.hotspot_km is not None:
         _positive("eval.hotspot_km", e.hotspot_km)
     return cfg
